@@ -1,0 +1,62 @@
+"""The echo task's data (NumPy only): a random symbol series, its echo, rows and windows.
+
+Every random stream is derived from the seed and its purpose, so an epoch's data depends only on
+(seed, epoch): a resumed run sees exactly the data an uninterrupted one would have.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .config import Config
+
+INIT_STREAM, TRAIN_STREAM, EVAL_STREAM = 0, 1, 2
+
+
+def rng_for(seed: int, stream: int, *extra: int) -> np.random.Generator:
+    return np.random.default_rng([seed, stream, *extra])
+
+
+def echo_series(rng: np.random.Generator, length: int, echo_step: int, num_classes: int = 2):
+    """Random symbols 0..C-1 and their echo: the series shifted right by echo_step, head zeroed."""
+    x = rng.integers(0, num_classes, size=length, dtype=np.int32)
+    y = np.roll(x, echo_step)
+    y[:echo_step] = 0
+    return x, y
+
+
+def to_rows(series: np.ndarray, batch_size: int) -> np.ndarray:
+    """[L] -> [B, L // B], the tutorial's reshape; a remainder that fills no column is dropped."""
+    row = series.shape[0] // batch_size
+    return series[: row * batch_size].reshape(batch_size, row)
+
+
+def to_windows(rows: np.ndarray, steps: int) -> np.ndarray:
+    """[B, R] -> [W, B, T]: windows of T steps slid along the rows, a short tail dropped."""
+    batch, row = rows.shape
+    n = row // steps
+    return np.ascontiguousarray(rows[:, : n * steps].reshape(batch, n, steps).transpose(1, 0, 2))
+
+
+def windows_for(c: Config, rng: np.random.Generator):
+    """One series drawn from rng, as windows: (xs, ys), each [W, B, T] int32."""
+    x, y = echo_series(rng, c.total_series_length, c.echo_step, c.num_classes)
+    t = c.truncated_backprop_length
+    return to_windows(to_rows(x, c.batch_size), t), to_windows(to_rows(y, c.batch_size), t)
+
+
+def epoch_data(c: Config, epoch: int):
+    """The fresh training series of one epoch (the tutorial draws new data every epoch)."""
+    return windows_for(c, rng_for(c.seed, TRAIN_STREAM, epoch))
+
+
+def eval_data(c: Config):
+    """A held-out series from its own random stream, never used for training."""
+    return windows_for(c, rng_for(c.seed, EVAL_STREAM))
+
+
+def eval_weights(c: Config) -> np.ndarray:
+    """[W, B, T] float32: 0 for the series' first echo_step targets (zeros by construction)."""
+    w = np.ones((c.batch_size, c.row_length), np.float32)
+    w[0, : c.echo_step] = 0.0
+    return to_windows(w, c.truncated_backprop_length)

@@ -1,0 +1,228 @@
+"""The run file: the only contract between training and everything that reads results.
+
+A ``.npz`` (NumPy's zip of arrays), written to a temporary file in the target's folder and renamed
+into place, so a reader never sees half a file and a failed write never touches an existing one.
+Read through ``load_run``, which checks the version and the keys and names what is wrong.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .config import Config, ConfigError, from_dict
+
+FORMAT_VERSION = 1
+STATUSES = ("completed", "interrupted", "diverged")
+
+_ARRAYS = {  # key: (dtype, number of dimensions)
+    "loss": (np.float32, 1),
+    "accuracy": (np.float32, 1),
+    "epoch": (np.int32, 1),
+    "epoch_seconds": (np.float64, 1),
+    "snapshot_window": (np.int64, 1),
+    "snapshot_inputs": (np.int32, 3),
+    "snapshot_targets": (np.int32, 3),
+    "snapshot_probs": (np.float32, 4),
+}
+_SCALARS = ("format_version", "config", "status", "message", "eval_accuracy", "eval_loss",
+            "wall_seconds", "device", "versions", "epochs_completed", "created")
+PARAM_PREFIX, OPT_PREFIX = "param_", "opt_"
+
+
+class RunFileError(ValueError):
+    """A run file that cannot be read; the message is one line meant for the user."""
+
+
+@dataclass
+class Run:
+    """One training run: its settings, traces, snapshots, results and the state to resume it."""
+
+    config: Config
+    status: str = "completed"
+    message: str = ""
+    loss: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    accuracy: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    epoch: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+    epoch_seconds: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float64))
+    snapshot_window: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    snapshot_inputs: np.ndarray | None = None
+    snapshot_targets: np.ndarray | None = None
+    snapshot_probs: np.ndarray | None = None
+    eval_accuracy: float = float("nan")
+    eval_loss: float = float("nan")
+    wall_seconds: float = 0.0
+    device: str = ""
+    versions: dict[str, str] = field(default_factory=dict)
+    epochs_completed: int = 0
+    created: str = ""
+    params: dict[str, np.ndarray] = field(default_factory=dict)
+    opt_state: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        c = self.config
+        empty = (0, c.batch_size, c.truncated_backprop_length)
+        if self.snapshot_inputs is None:
+            self.snapshot_inputs = np.zeros(empty, np.int32)
+        if self.snapshot_targets is None:
+            self.snapshot_targets = np.zeros(empty, np.int32)
+        if self.snapshot_probs is None:
+            self.snapshot_probs = np.zeros(empty + (c.num_classes,), np.float32)
+
+    @property
+    def final_loss(self) -> float:
+        """Mean window loss of the last epoch trained (NaN before any)."""
+        if self.loss.size == 0:
+            return float("nan")
+        last = self.epoch == self.epoch[-1]
+        return float(np.mean(self.loss[last]))
+
+    @property
+    def snapshot_predictions(self) -> np.ndarray:
+        """Predicted class of every snapshot step, [K, B, T]."""
+        return np.argmax(self.snapshot_probs, axis=-1).astype(np.int32)
+
+    def summary(self, output: str | None = None) -> dict[str, Any]:
+        """What ``--json`` prints and sweeps collect: one flat, JSON-safe dict."""
+        def num(v: float) -> float | None:
+            return None if not np.isfinite(v) else float(v)
+
+        return {
+            "output": output,
+            "status": self.status,
+            "message": self.message,
+            "eval_accuracy": num(self.eval_accuracy),
+            "eval_loss": num(self.eval_loss),
+            "final_loss": num(self.final_loss),
+            "epochs_completed": int(self.epochs_completed),
+            "windows": int(self.loss.size),
+            "wall_seconds": round(float(self.wall_seconds), 4),
+            "device": self.device,
+            "config": self.config.to_dict(),
+        }
+
+
+def save_run(run: Run, path: str | os.PathLike) -> Path:
+    """Write atomically: a temporary file beside the target, flushed, then renamed over it."""
+    path = Path(path)
+    arrays: dict[str, Any] = {
+        "format_version": np.int64(FORMAT_VERSION),
+        "config": np.str_(json.dumps(run.config.to_dict(), sort_keys=True)),
+        "status": np.str_(run.status),
+        "message": np.str_(run.message),
+        "eval_accuracy": np.float64(run.eval_accuracy),
+        "eval_loss": np.float64(run.eval_loss),
+        "wall_seconds": np.float64(run.wall_seconds),
+        "device": np.str_(run.device),
+        "versions": np.str_(json.dumps(run.versions, sort_keys=True)),
+        "epochs_completed": np.int64(run.epochs_completed),
+        "created": np.str_(run.created),
+    }
+    for key, (dtype, _) in _ARRAYS.items():
+        arrays[key] = np.asarray(getattr(run, key), dtype=dtype)
+    arrays.update({PARAM_PREFIX + k: np.asarray(v) for k, v in run.params.items()})
+    arrays.update({OPT_PREFIX + k: np.asarray(v) for k, v in run.opt_state.items()})
+    folder = path.parent if str(path.parent) else Path(".")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return path
+
+
+def check_writable(path: str | os.PathLike) -> Path:
+    """Fail early (before training) if the run file could not be written there.
+
+    Creates the missing parent folders, as a user naming runs/x.npz would expect."""
+    path = Path(path)
+    if path.is_dir():
+        raise RunFileError(f"output {str(path)!r} is a folder; give a file name such as {str(path / 'run.npz')!r}")
+    folder = path.parent if str(path.parent) else Path(".")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=folder)
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as e:
+        reason = e.strerror or str(e)
+        raise RunFileError(f"cannot write the output {str(path)!r}: {reason}") from None
+    return path
+
+
+def _scalar(data: Any, key: str, path: Path) -> Any:
+    value = data[key]
+    if value.shape != ():
+        raise RunFileError(f"{str(path)!r} is not a valid run file: {key!r} is not a single value")
+    return value.item()
+
+
+def load_run(path: str | os.PathLike) -> Run:
+    """Read and check a run file; any problem is one ``RunFileError`` naming the file and the fault."""
+    path = Path(path)
+    where = repr(str(path))
+    if not path.exists():
+        raise RunFileError(f"run file {where} does not exist")
+    if path.is_dir():
+        raise RunFileError(f"run file {where} is a folder, not a file")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            keys = set(data.files)
+            if "format_version" not in keys:
+                raise RunFileError(f"{where} is an .npz file but not an echo-rnn run file (no 'format_version')")
+            version = int(_scalar(data, "format_version", path))
+            if version > FORMAT_VERSION:
+                raise RunFileError(
+                    f"{where} has run-file format {version}, newer than this echo-rnn reads "
+                    f"({FORMAT_VERSION}); upgrade echo-rnn"
+                )
+            if version < 1:
+                raise RunFileError(f"{where} has an invalid format version {version}")
+            missing = [k for k in (*_SCALARS, *_ARRAYS) if k not in keys]
+            if missing:
+                raise RunFileError(f"{where} is not a complete run file: missing {', '.join(missing)}")
+            try:
+                config = from_dict(json.loads(_scalar(data, "config", path)))
+            except (json.JSONDecodeError, TypeError, ConfigError) as e:
+                raise RunFileError(f"{where} has an invalid config: {e}") from None
+            values: dict[str, Any] = {k: _scalar(data, k, path) for k in _SCALARS if k not in ("format_version", "config")}
+            values["versions"] = json.loads(values["versions"])
+            for key, (dtype, ndim) in _ARRAYS.items():
+                arr = data[key]
+                if arr.ndim != ndim:
+                    raise RunFileError(f"{where} is not a valid run file: {key!r} has {arr.ndim} dimensions, expected {ndim}")
+                values[key] = arr.astype(dtype, copy=False)
+            params = {k[len(PARAM_PREFIX):]: data[k] for k in keys if k.startswith(PARAM_PREFIX)}
+            opt_state = {k[len(OPT_PREFIX):]: data[k] for k in keys if k.startswith(OPT_PREFIX)}
+    except RunFileError:
+        raise
+    except (zipfile.BadZipFile, EOFError, ValueError, OSError, KeyError, json.JSONDecodeError) as e:
+        detail = str(e).splitlines()[0] if str(e) else type(e).__name__
+        if isinstance(e, PermissionError):
+            raise RunFileError(f"run file {where} cannot be read: permission denied") from None
+        raise RunFileError(f"{where} is not a readable run file ({detail})") from None
+    n = values["loss"].shape[0]
+    if values["accuracy"].shape[0] != n or values["epoch"].shape[0] != n:
+        raise RunFileError(f"{where} is not a valid run file: loss, accuracy and epoch differ in length")
+    k = values["snapshot_window"].shape[0]
+    for key in ("snapshot_inputs", "snapshot_targets", "snapshot_probs"):
+        if values[key].shape[0] != k:
+            raise RunFileError(f"{where} is not a valid run file: {key} does not match snapshot_window")
+    if values["status"] not in STATUSES:
+        raise RunFileError(f"{where} has an unknown status {values['status']!r}")
+    return Run(config=config, params=params, opt_state=opt_state, **values)
