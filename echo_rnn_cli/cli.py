@@ -214,5 +214,10 @@ def main() -> None:
     cli(prog_name="echo-rnn")
 
 
+from .sweep_commands import summary, sweep  # noqa: E402 - sweep_commands imports from here
+
+cli.add_command(sweep)
+cli.add_command(summary)
+
 if __name__ == "__main__":  # pragma: no cover
     main()
