@@ -144,7 +144,9 @@ def seed_outputs(output: Path, seeds: list[int]) -> list[Path]:
               help="Continue this run file up to --epochs in all (written back to --output, or to itself).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per run on stdout.")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but warnings and errors.")
-def train(config_file, output, seeds, resume, as_json, quiet, **flags):
+@click.option("--live", is_flag=True,
+              help="Show the tutorial's figure updating after every epoch (needs a display; else a warning).")
+def train(config_file, output, seeds, resume, as_json, quiet, live, **flags):
     """Train the tutorial's Echo-RNN and write a run file."""
     from .runs import check_writable, load_run, save_run
 
@@ -177,6 +179,12 @@ def train(config_file, output, seeds, resume, as_json, quiet, **flags):
         console.print(f"[yellow]Warning:[/] {message}", soft_wrap=True)
 
     reporter = make_reporter(quiet)
+    on_epoch = reporter.update
+    figure = _live_figure(configs[0], warn) if live else None
+    if figure is not None:
+        def on_epoch(report):
+            reporter.update(report)
+            figure.update(report)
     c = configs[0]
     what = f"{len(configs)} models" if len(configs) > 1 else "the Echo-RNN"
     with stop_on_signals() as stop:
@@ -186,7 +194,7 @@ def train(config_file, output, seeds, resume, as_json, quiet, **flags):
             f"training {what}: {c.epochs} epochs x {c.windows_per_epoch} windows of "
             f"{c.truncated_backprop_length} steps, echo_step {c.echo_step}, state {c.state_size}", c.epochs)
         try:
-            runs = train_many(configs, on_epoch=reporter.update, should_stop=stop,
+            runs = train_many(configs, on_epoch=on_epoch, should_stop=stop,
                               resumes=[resumed] if resumed else None, warn=warn)
         except DeviceError as e:
             raise UserError(str(e)) from None
@@ -202,6 +210,8 @@ def train(config_file, output, seeds, resume, as_json, quiet, **flags):
             click.echo(json.dumps(run.summary(str(path))))
     if stop.signum is not None:
         return stop.exit_code
+    if figure is not None:
+        figure.finish()
     if any(r.status == "diverged" for r in runs):
         for r in runs:
             if r.status == "diverged":
@@ -210,9 +220,28 @@ def train(config_file, output, seeds, resume, as_json, quiet, **flags):
     return EXIT_OK
 
 
+def _live_figure(config: Config, warn):
+    """The live figure of --live, or None (with one warning) where no window can open."""
+    from .plotting import LiveFigure, display_problem
+
+    problem = display_problem()
+    if problem is not None:
+        warn(f"--live: {problem}; training goes on without the live figure")
+        return None
+    try:
+        return LiveFigure(config, warn=warn)
+    except Exception as e:  # noqa: BLE001 - a GUI that fails to start must not stop training
+        warn(f"--live: the figure window did not open ({type(e).__name__}: {e}); training goes on")
+        return None
+
+
 def main() -> None:
     cli(prog_name="echo-rnn")
 
+
+from .plot_command import plot  # noqa: E402 - plot_command imports UserError from here
+
+cli.add_command(plot)
 
 from .sweep_commands import summary, sweep  # noqa: E402 - sweep_commands imports from here
 

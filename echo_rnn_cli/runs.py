@@ -181,6 +181,8 @@ def load_run(path: str | os.PathLike) -> Run:
     if path.is_dir():
         raise RunFileError(f"run file {where} is a folder, not a file")
     try:
+        if not zipfile.is_zipfile(path):  # else np.load reads it as a pickle and says so, confusingly
+            raise RunFileError(f"{where} is not a run file: not an .npz (zip) archive")
         with np.load(path, allow_pickle=False) as data:
             keys = set(data.files)
             if "format_version" not in keys:

@@ -27,6 +27,18 @@ class DeviceError(RuntimeError):
 
 
 @dataclass(frozen=True)
+class EpochSamples:
+    """The first model's traces of the epoch just trained, for live figures (arrays already at hand)."""
+
+    window_offset: int           # global index of the epoch's first window
+    loss: np.ndarray             # [W] each window's mean loss
+    snapshot_window: np.ndarray  # [S] global window index of each snapshot
+    inputs: np.ndarray           # [S, B, T]
+    targets: np.ndarray          # [S, B, T]
+    probs: np.ndarray            # [S, B, T, C]
+
+
+@dataclass(frozen=True)
 class EpochReport:
     """What the progress callback gets after every epoch (means over the models trained together)."""
 
@@ -38,6 +50,7 @@ class EpochReport:
     accuracy: float         # mean window accuracy of this epoch
     windows_per_second: float
     elapsed: float          # seconds since this call started
+    samples: EpochSamples | None = None  # the first model's traces of this epoch (None once it diverged)
 
 
 Callback = Callable[[EpochReport], None]
@@ -180,7 +193,8 @@ def train_many(configs: Sequence[Config], *, on_epoch: Callback | None = None,
                 elapsed = time.perf_counter() - start
                 on_epoch(EpochReport(epoch + 1, epochs_total, done, windows_total,
                                      float(np.nanmean(losses)), float(np.nanmean(accs)),
-                                     done / max(elapsed, 1e-9), elapsed))
+                                     done / max(elapsed, 1e-9), elapsed,
+                                     traces[0].latest(epoch * n_win) if alive[0] else None))
             if not alive.any():
                 break
         stopped_early = any(t.epochs_done < epochs_total - first_epoch for t, a in zip(traces, alive) if a)
@@ -241,6 +255,10 @@ class _Trace:
     @property
     def epochs_done(self) -> int:
         return len(self.seconds)
+
+    def latest(self, offset: int) -> EpochSamples:
+        return EpochSamples(offset, self.loss[-1], self.snap_window[-1], self.snap_x[-1], self.snap_y[-1],
+                            self.snap_p[-1])
 
     def add_epoch(self, epoch, offset, loss, acc, seconds, snap_idx, x, y, p) -> None:
         bad = np.flatnonzero(~np.isfinite(loss))

@@ -1,0 +1,191 @@
+"""The ``echo-rnn plot`` command: figures from run files, without TensorFlow.
+
+Modes, chosen by the arguments and flags (see ``_mode``):
+
+* one run: the tutorial's training figure, ``RUN.png`` beside the run file or ``--output``;
+* several runs: their loss curves overlaid, ``compare.png`` beside the first or ``--output``;
+* ``--animate FILE``: a replay of one run's snapshots (GIF, or MP4 where ffmpeg exists).
+
+``--show`` opens the figure in a window instead of writing the default file. A new mode (a sweep's
+heatmap, say) adds its options to the decorators, a branch in ``_mode`` (where RUNS may then be
+empty) and a ``_plot_<mode>`` function; the rest is shared.
+
+Matplotlib is imported inside the functions, so ``echo-rnn --help`` does not pay for it.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+
+from .cli import UserError
+
+
+def _given(name: str) -> bool:
+    source = click.get_current_context().get_parameter_source(name)
+    return source is not None and source.name == "COMMANDLINE"
+
+
+def _say(quiet: bool, message: str) -> None:
+    if not quiet:
+        click.echo(message, err=True)
+
+
+def _warn(message: str) -> None:
+    click.echo(f"Warning: {message}", err=True)
+
+
+def _mode(runs: tuple[Path, ...], animation: Path | None) -> str:
+    """Which figure the arguments ask for; bad combinations are one-line errors."""
+    # A sweep heatmap mode (--heatmap DIR --x KEY --y KEY) is decided here, before the check below,
+    # since it takes a folder instead of RUNS.
+    if not runs:
+        raise click.UsageError("give one run file or more (RUN.npz ...)")
+    if animation is not None:
+        if len(runs) != 1:
+            raise UserError(f"--animate replays one run; got {len(runs)} run files")
+        return "animate"
+    if len(runs) == 1:
+        for name in ("fps", "frames"):
+            if _given(name):
+                raise UserError(f"--{name} applies to --animate only")
+        return "one"
+    for name in ("rows", "step", "fps", "frames"):
+        if _given(name):
+            raise UserError(f"--{name} applies to one run; got {len(runs)} run files to compare")
+    return "compare"
+
+
+def _output_path(output: Path | None, default: Path) -> Path:
+    from .plotting import PlotError, figure_format
+    from .runs import RunFileError, check_writable
+
+    path = output if output is not None else default
+    if path.is_dir():
+        raise UserError(f"--output {str(path)!r} is a folder; give a file name such as {str(path / 'run.png')!r}")
+    try:
+        figure_format(path)
+        check_writable(path)
+    except (PlotError, RunFileError) as e:
+        raise UserError(str(e)) from None
+    return path
+
+
+def _load(paths: tuple[Path, ...]):
+    """Runs and their display names (the file names, or the paths where two share a name)."""
+    from .runs import load_run
+
+    runs = [load_run(p) for p in paths]  # RunFileError: one line, exit 2 (the group's handler)
+    names = [p.name for p in paths]
+    if len(set(names)) < len(names):
+        names = [str(p) for p in paths]
+    return runs, names
+
+
+@click.command()
+@click.argument("runs", nargs=-1, type=click.Path(path_type=Path), metavar="RUN.npz...")
+@click.option("--output", "-o", type=click.Path(path_type=Path),
+              help="Figure file; its extension picks the format (.png, .svg, .pdf, ...). "
+                   "[one run: RUN.png beside it; several: compare.png beside the first]")
+@click.option("--rows", type=click.IntRange(min=1),
+              help="Sample rows of the batch to draw, 1..batch_size [5, or all if fewer].")
+@click.option("--step", type=click.IntRange(min=0), metavar="N",
+              help="Draw the snapshot nearest training window N [the last].")
+@click.option("--log", "log_scale", is_flag=True, help="Log scale for the loss.")
+@click.option("--dpi", type=click.IntRange(min=20, max=1200), default=100, show_default=True,
+              help="Resolution of PNG and other raster files (GIF/MP4: 80 unless given).")
+@click.option("--animate", "animation", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
+              help="Write a replay of the run's snapshots to FILE.gif (or FILE.mp4 with ffmpeg).")
+@click.option("--fps", type=click.IntRange(min=1, max=60), default=10, show_default=True,
+              help="Frames per second of --animate.")
+@click.option("--frames", type=click.IntRange(min=1), default=100, show_default=True,
+              help="At most this many frames in --animate, snapshots spread evenly first to last.")
+@click.option("--show", is_flag=True,
+              help="Open the figure in a window instead of writing the default file (with -o: both).")
+@click.option("--quiet", "-q", is_flag=True, help="Print nothing but warnings and errors.")
+def plot(runs, output, rows, step, log_scale, dpi, animation, fps, frames, show, quiet):
+    """Draw run files: the tutorial's training figure for one run, loss curves for several.
+
+    \b
+      echo-rnn plot run.npz                      # -> run.png
+      echo-rnn plot run.npz --step 2000 --rows 3 -o early.svg
+      echo-rnn plot a.npz b.npz c.npz -o compare.png
+      echo-rnn plot run.npz --animate replay.gif
+    """
+    from .plotting import PlotError
+
+    mode = _mode(runs, animation)
+    started = time.perf_counter()
+    try:
+        if mode == "animate":
+            _plot_animation(runs[0], animation, output, rows, step, log_scale,
+                            dpi if _given("dpi") else 80, dpi, fps, frames, quiet)
+        else:
+            _plot_still(mode, runs, output, rows, step, log_scale, dpi, show, quiet)
+    except PlotError as e:
+        raise UserError(str(e)) from None
+    _say(quiet, f"done in {time.perf_counter() - started:.1f}s")
+
+
+def _plot_still(mode, paths, output, rows, step, log_scale, dpi, show, quiet) -> None:
+    from .plotting import comparison_figure, display_problem, save_figure, training_figure
+
+    runs, names = _load(paths)
+    default = (paths[0].with_suffix(".png") if mode == "one" else paths[0].parent / "compare.png")
+    window = False
+    if show:
+        problem = display_problem()
+        if problem is None:
+            window = True
+        else:
+            target = output if output is not None else default
+            _warn(f"--show: {problem}; writing {str(target)!r} instead")
+    path = _output_path(output, default) if (output is not None or not window) else None
+
+    figure = None
+    if window:
+        import matplotlib.pyplot as plt
+
+        figure = plt.figure()
+        figure.canvas.manager.set_window_title("echo-rnn plot")
+    if mode == "one":
+        run = runs[0]
+        fig = training_figure(run, rows=rows, step=step, log=log_scale, name=names[0], figure=figure)
+        what = ""
+        if run.snapshot_window.size:
+            w = fig.panels.window
+            what = f" (snapshot at window {w:,}, epoch {w // max(run.config.windows_per_epoch, 1) + 1})"
+    else:
+        fig = comparison_figure(runs, log=log_scale, names=names, figure=figure)
+        what = f" ({len(runs)} runs)"
+    if path is not None:
+        save_figure(fig, path, dpi=dpi)
+        _say(quiet, f"wrote {path}{what}")
+    if window:
+        import matplotlib.pyplot as plt
+
+        plt.show()
+
+
+def _plot_animation(path, target, output, rows, step, log_scale, dpi, still_dpi, fps, frames, quiet) -> None:
+    from .plotting import require_windows, animate, animation_format, save_figure, training_figure
+    from .runs import RunFileError, check_writable
+
+    if step is not None:
+        raise UserError("--step picks one snapshot; --animate replays them all (use --frames)")
+    animation_format(target)
+    try:
+        check_writable(target)
+    except RunFileError as e:
+        raise UserError(str(e).replace("the output", "the --animate file", 1)) from None
+    still = _output_path(output, output) if output is not None else None
+    runs, names = _load((path,))
+    require_windows(runs[0], names[0])
+    n = animate(runs[0], target, fps=fps, rows=rows, log=log_scale, frames=frames, dpi=dpi, name=names[0])
+    _say(quiet, f"wrote {target} ({n} frames at {fps} fps)")
+    if still is not None:
+        save_figure(training_figure(runs[0], rows=rows, log=log_scale, name=names[0]), still, dpi=still_dpi)
+        _say(quiet, f"wrote {still}")
+
