@@ -247,7 +247,11 @@ class TrainingPanels:
         if bad.size:
             top = np.nanmax(y) if np.isfinite(y).any() else 1.0
             self.diverged.set_data([bad[0]], [top])
-            self.diverged.set_label("loss not finite (diverged)")
+            if self.diverged.get_label().startswith("_"):
+                self.diverged.set_label("loss not finite (diverged)")
+                self.loss_ax.legend(loc="upper right", fontsize=8, framealpha=0.9)
+        else:
+            self.diverged.set_data([], [])
         self._rescale(y)
 
     def rescale_for(self, loss: np.ndarray) -> None:
@@ -271,14 +275,15 @@ class TrainingPanels:
         """Bars of one snapshot: inputs x [B,T], targets y [B,T], probabilities p [B,T,C]."""
         C = self.config.num_classes
         scale = 1.0 / (C - 1)
-        pred = np.argmax(p, axis=-1)
+        valid = np.isfinite(p).all(axis=-1)  # a diverged run's last snapshot may hold NaN: no prediction
+        pred = np.where(valid, np.argmax(np.nan_to_num(p, nan=-1.0), axis=-1), 0)
         full = np.repeat([HEIGHTS[kind] for kind in KINDS], x.shape[1]) * scale
         for r in range(self.rows):
             tops = np.concatenate([x[r], y[r], pred[r]]) * full
             verts = self._verts.copy()
             verts[:, 1:3, 1] = tops[:, None]
             self.bars[r].set_verts(verts)
-            miss = np.flatnonzero(pred[r] != y[r])
+            miss = np.flatnonzero((pred[r] != y[r]) | ~valid[r])
             self.wrong[r].set_data(miss, np.full(miss.size, 1.1))
             T = y.shape[1]
             self.scores[r].set_text(f"{T - miss.size}/{T}\nright")
@@ -459,7 +464,7 @@ def animate(run: Run, path: str | os.PathLike, fps: int = 10, rows: int | None =
     fig.set_dpi(dpi)
     planned = max(run.config.epochs, run.epochs_completed) * run.config.windows_per_epoch
     panels = TrainingPanels(fig, run.config, rows, log, planned)
-    panels.rescale_for(run.loss)
+    panels.show_loss(run.loss)  # legend entries for all the run will show (a divergence, say)
     _title(fig, run, name)
 
     def show(i: int) -> None:

@@ -176,10 +176,15 @@ def test_diverged_run_still_draws(tmp_path):
               epoch=np.zeros(4, np.int32), snapshot_window=np.array([0]),
               snapshot_inputs=np.zeros((1, 2, 4), np.int32), snapshot_targets=np.zeros((1, 2, 4), np.int32),
               snapshot_probs=np.full((1, 2, 4, 2), np.nan, np.float32))
+    fig = training_figure(run, log=True)
+    assert "loss not finite (diverged)" in [t.get_text() for t in fig.panels.loss_ax.get_legend().get_texts()]
+    assert fig.panels.scores[0].get_text().startswith("0/4")  # NaN probabilities are no prediction
     save_run(run, tmp_path / "d.npz")
-    result = plot([tmp_path / "d.npz", "--log"])
+    result = plot([tmp_path / "d.npz", "--log", "--animate", tmp_path / "d.gif", "-o", tmp_path / "d.png"])
     assert result.exit_code == 0, result.output
     assert pixels(tmp_path / "d.png").std() > 20
+    with Image.open(tmp_path / "d.gif") as im:
+        assert im.n_frames == 1
 
 
 def bad_npz(folder):
