@@ -4,7 +4,9 @@ Modes, chosen by the arguments and flags (see ``_mode``):
 
 * one run: the tutorial's training figure, ``RUN.png`` beside the run file or ``--output``;
 * several runs: their loss curves overlaid, ``compare.png`` beside the first or ``--output``;
-* ``--animate FILE``: a replay of one run's snapshots (GIF, or MP4 where ffmpeg exists).
+* ``--animate FILE``: a replay of one run's snapshots (GIF, or MP4 where ffmpeg exists);
+* ``--heatmap DIR --x KEY --y KEY``: a sweep's held-out accuracy over two settings, averaged over
+  seeds, ``DIR/heatmap.png`` or ``--output`` (the figure is ``heatmap.heatmap_figure``).
 
 ``--show`` opens the figure in a window instead of writing the default file. A new mode (a sweep's
 heatmap, say) adds its options to the decorators, a branch in ``_mode`` (where RUNS may then be
@@ -37,10 +39,23 @@ def _warn(message: str) -> None:
     click.echo(f"Warning: {message}", err=True)
 
 
-def _mode(runs: tuple[Path, ...], animation: Path | None) -> str:
+def _mode(runs: tuple[Path, ...], animation: Path | None, heatmap: Path | None = None) -> str:
     """Which figure the arguments ask for; bad combinations are one-line errors."""
-    # A sweep heatmap mode (--heatmap DIR --x KEY --y KEY) is decided here, before the check below,
-    # since it takes a folder instead of RUNS.
+    if heatmap is not None:
+        if runs:
+            raise UserError("--heatmap draws a sweep's folder; give no run files with it")
+        if animation is not None:
+            raise UserError("--animate replays one run; it cannot be combined with --heatmap")
+        for name in ("rows", "step", "log_scale", "fps", "frames"):
+            if _given(name):
+                raise UserError(f"--{name.replace('_scale', '')} does not apply to --heatmap")
+        if not (_given("x") and _given("y")):
+            raise click.UsageError("--heatmap needs --x KEY and --y KEY (e.g. --x truncated_backprop_length "
+                                   "--y echo_step)")
+        return "heatmap"
+    for name in ("x", "y"):
+        if _given(name):
+            raise UserError(f"--{name} applies to --heatmap only")
     if not runs:
         raise click.UsageError("give one run file or more (RUN.npz ...)")
     if animation is not None:
@@ -102,10 +117,14 @@ def _load(paths: tuple[Path, ...]):
               help="Frames per second of --animate.")
 @click.option("--frames", type=click.IntRange(min=1), default=100, show_default=True,
               help="At most this many frames in --animate, snapshots spread evenly first to last.")
+@click.option("--heatmap", type=click.Path(path_type=Path, exists=True, file_okay=False), metavar="DIR",
+              help="Draw a sweep's held-out accuracy over --x and --y, averaged over seeds [DIR/heatmap.png].")
+@click.option("--x", "x", metavar="KEY", help="Setting along the heatmap's columns, e.g. truncated_backprop_length.")
+@click.option("--y", "y", metavar="KEY", help="Setting along the heatmap's rows, e.g. echo_step.")
 @click.option("--show", is_flag=True,
               help="Open the figure in a window instead of writing the default file (with -o: both).")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but warnings and errors.")
-def plot(runs, output, rows, step, log_scale, dpi, animation, fps, frames, show, quiet):
+def plot(runs, output, rows, step, log_scale, dpi, animation, heatmap, x, y, fps, frames, show, quiet):
     """Draw run files: the tutorial's training figure for one run, loss curves for several.
 
     \b
@@ -113,13 +132,16 @@ def plot(runs, output, rows, step, log_scale, dpi, animation, fps, frames, show,
       echo-rnn plot run.npz --step 2000 --rows 3 -o early.svg
       echo-rnn plot a.npz b.npz c.npz -o compare.png
       echo-rnn plot run.npz --animate replay.gif
+      echo-rnn plot --heatmap sweep --x truncated_backprop_length --y echo_step
     """
     from .plotting import PlotError
 
-    mode = _mode(runs, animation)
+    mode = _mode(runs, animation, heatmap)
     started = time.perf_counter()
     try:
-        if mode == "animate":
+        if mode == "heatmap":
+            _plot_heatmap(heatmap, x, y, output, dpi, show, quiet)
+        elif mode == "animate":
             _plot_animation(runs[0], animation, output, rows, step, log_scale,
                             dpi if _given("dpi") else 80, dpi, fps, frames, quiet)
         else:
@@ -148,8 +170,14 @@ def _plot_still(mode, paths, output, rows, step, log_scale, dpi, show, quiet) ->
     if window:
         import matplotlib.pyplot as plt
 
-        figure = plt.figure()
-        figure.canvas.manager.set_window_title("echo-rnn plot")
+        try:
+            figure = plt.figure()
+            figure.canvas.manager.set_window_title("echo-rnn plot")
+        except Exception as e:  # noqa: BLE001 - a GUI toolkit failing to start is a warning, not a crash
+            window = False
+            _warn(f"--show: the window did not open ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
+                  f"writing {str(output if output is not None else default)!r} instead")
+            path = _output_path(output, default)
     if mode == "one":
         run = runs[0]
         fig = training_figure(run, rows=rows, step=step, log=log_scale, name=names[0], figure=figure)
@@ -189,3 +217,38 @@ def _plot_animation(path, target, output, rows, step, log_scale, dpi, still_dpi,
         save_figure(training_figure(runs[0], rows=rows, log=log_scale, name=names[0]), still, dpi=still_dpi)
         _say(quiet, f"wrote {still}")
 
+
+def _plot_heatmap(folder: Path, x: str, y: str, output: Path | None, dpi: int, show: bool, quiet: bool) -> None:
+    from .heatmap import HeatmapError, heatmap_figure
+    from .plotting import display_problem, save_figure
+    from .summary import collect
+
+    default = folder / "heatmap.png"
+    window = False
+    if show:
+        problem = display_problem()
+        window = problem is None
+        if problem is not None:
+            _warn(f"--show: {problem}; writing {str(output if output is not None else default)!r} instead")
+    path = _output_path(output, default) if (output is not None or not window) else None
+    collected = collect([folder])
+    for error in collected.errors:
+        _warn(f"skipped {error}")
+    if not collected.rows:
+        raise UserError(f"no run files (*.npz) in {str(folder)!r}")
+    figure = None
+    if window:
+        import matplotlib.pyplot as plt
+
+        figure = plt.figure()
+    try:
+        fig = heatmap_figure(collected.rows, x, y, figure=figure)
+    except HeatmapError as e:
+        raise UserError(str(e)) from None
+    if path is not None:
+        save_figure(fig, path, dpi=dpi)
+        _say(quiet, f"wrote {path} ({len(collected.rows)} runs)")
+    if window:
+        import matplotlib.pyplot as plt
+
+        plt.show()

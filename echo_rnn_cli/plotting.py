@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Sequence
 
@@ -620,10 +621,16 @@ def display_problem() -> str | None:
     import matplotlib.pyplot as plt
     from matplotlib.backends import BackendFilter, backend_registry
 
-    backend = plt.get_backend()
+    backend = plt.get_backend()  # pyplot falls back to Agg when no GUI toolkit can start
     if backend.lower() in backend_registry.list_builtin(BackendFilter.NON_INTERACTIVE):
-        why = ("MPLBACKEND is set to it" if os.environ.get("MPLBACKEND")
-               else "no GUI toolkit (Tk, Qt, GTK) works here")
+        asked = os.environ.get("MPLBACKEND", "")
+        where = os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or "this machine"
+        if asked.lower() == backend.lower():
+            why = f"MPLBACKEND is set to {asked}"
+        elif asked:
+            why = f"MPLBACKEND={asked} could not start on {where!r}"
+        else:
+            why = f"no GUI toolkit (Tk, Qt, GTK) could open a window on {where!r}"
         return f"matplotlib's backend {backend!r} cannot open windows ({why})"
     return None
 
@@ -632,10 +639,12 @@ class LiveFigure:
     """The tutorial's live figure during training: updated after every epoch with the loss so far
     and the bars of that epoch's last snapshot (of the first model when several train together)."""
 
-    def __init__(self, config: Config, rows: int | None = None, warn=None):
+    def __init__(self, config: Config, rows: int | None = None, warn=None, every: float = 0.25):
         import matplotlib.pyplot as plt
 
         self.plt = plt
+        self.every = every  # seconds between redraws at most: a redraw costs more than a short epoch
+        self._drawn = 0.0
         self.warn = warn or (lambda m: print(f"Warning: {m}", file=sys.stderr))
         self.rows = min(5, config.batch_size) if rows is None else rows
         self.loss: list[np.ndarray] = []
@@ -658,6 +667,11 @@ class LiveFigure:
                 self.alive = False
                 return
             self.loss.append(np.asarray(samples.loss))
+            now = time.monotonic()
+            if report.epoch < report.epochs and now - self._drawn < self.every:
+                self.fig.canvas.flush_events()  # keep the window responsive between redraws
+                return
+            self._drawn = now
             loss = np.concatenate(self.loss)
             # Windows before this call (a resumed run) are not drawn; place this call's at their windows.
             offset = samples.window_offset + samples.loss.size - loss.size
