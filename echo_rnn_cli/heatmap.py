@@ -63,9 +63,10 @@ def heatmap_data(rows: Sequence[Row], x: str, y: str) -> HeatmapData:
         raise HeatmapError("no runs to draw")
     others = [k for k in varying_keys(rows) if k not in (x, y, "seed")]
     if others:
-        detail = "; ".join(f"{k} takes {', '.join(map(str, _sorted(r.config[k] for r in rows)))}" for k in others)
-        raise HeatmapError(f"these runs also differ in {detail}: the heatmap averages over seeds only; "
-                           f"draw a folder (or files) where only {x}, {y} and seed vary")
+        detail = ", ".join(f"{k} ({', '.join(map(str, _sorted(r.config[k] for r in rows)))})" for k in others)
+        seed = "" if "seed" in (x, y) else " (and seed)"
+        raise HeatmapError(f"these runs also differ in {detail}, which is neither --x nor --y: the heatmap "
+                           f"averages over seeds only; draw a folder where only {x} and {y}{seed} vary")
     xs, ys = _sorted(r.config[x] for r in rows), _sorted(r.config[y] for r in rows)
     total = np.zeros((len(ys), len(xs)), int)
     counted = np.zeros_like(total)

@@ -544,6 +544,15 @@ def import_ray():
     return ray
 
 
+def resolve_ray_address(address: str | None) -> str:
+    """The cluster to join: ``address``, else RAY_ADDRESS; refused when neither is given."""
+    address = address or os.environ.get("RAY_ADDRESS")
+    if not address:
+        raise ConfigError("--executor ray needs a cluster: --ray-address HOST:PORT (or 'auto' for one "
+                          "started with `ray start` here, 'local' for a private one), or set RAY_ADDRESS")
+    return address
+
+
 def connect_ray(address: str | None) -> bool:
     """Join the cluster at ``address`` (or RAY_ADDRESS); 'local' starts a private one on this machine.
     False if this process was connected already (by its caller: leave that connection alone)."""
@@ -552,10 +561,7 @@ def connect_ray(address: str | None) -> bool:
     ray = import_ray()
     if ray.is_initialized():
         return False
-    address = address or os.environ.get("RAY_ADDRESS")
-    if not address:
-        raise ConfigError("--executor ray needs a cluster: --ray-address HOST:PORT (or 'auto' for one "
-                          "started with `ray start` here, 'local' for a private one), or set RAY_ADDRESS")
+    address = resolve_ray_address(address)
     try:
         ray.init(address=address, include_dashboard=False if address == "local" else None,
                  log_to_driver=False, logging_level=logging.WARNING, configure_logging=True)
@@ -606,6 +612,8 @@ def run_sweep(base: Config, grid: Mapping[str, Sequence[Any]], seeds: int = 1,
         raise ConfigError(f"--executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
     if jobs is not None and jobs < 1:
         raise ConfigError(f"--jobs must be at least 1, got {jobs}")
+    if executor == "ray" and not import_ray().is_initialized():
+        resolve_ray_address(ray_address)  # before anything is written
     points, out, done = prepare(base, grid, seeds, out_dir)
     emit_event = on_event or (lambda e: None)
     should_stop = should_stop or (lambda: False)
