@@ -127,7 +127,7 @@ def heatmap_figure(rows: Sequence[Row], x: str, y: str, figure=None, title: str 
     seeds = int(data.total.max()) if data.total.size else 0
     if title is None:
         title = f"held-out accuracy, mean over {seeds} seed{'s' if seeds != 1 else ''} (chance {data.chance:.2f})"
-        fixed = [f"{short} {format_value(rows[0].config[k])}".strip() for k, short in _FIXED_SHOWN
+        fixed = [f"{short}\u00a0{format_value(rows[0].config[k])}".strip("\u00a0") for k, short in _FIXED_SHOWN
                  if k not in (data.x, data.y) and k in rows[0].config]
         width = int(fig.get_figwidth() * 11)  # characters that fit at this font size
         title += "\n" + textwrap.fill(", ".join(fixed), width)

@@ -545,11 +545,21 @@ def import_ray():
 
 
 def resolve_ray_address(address: str | None) -> str:
-    """The cluster to join: ``address``, else RAY_ADDRESS; refused when neither is given."""
+    """The cluster to join: ``address``, else RAY_ADDRESS; refused when neither is given, or when
+    HOST:PORT does not answer (Ray itself would retry for minutes)."""
+    import socket
+
     address = address or os.environ.get("RAY_ADDRESS")
     if not address:
         raise ConfigError("--executor ray needs a cluster: --ray-address HOST:PORT (or 'auto' for one "
                           "started with `ray start` here, 'local' for a private one), or set RAY_ADDRESS")
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if sep and host and port.isdigit():
+        try:
+            socket.create_connection((host.strip("[]"), int(port)), timeout=10).close()
+        except OSError as e:
+            raise ConfigError(f"--ray-address {address!r}: no Ray cluster answers there "
+                              f"({e.strerror or type(e).__name__})") from None
     return address
 
 

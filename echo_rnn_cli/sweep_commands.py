@@ -212,7 +212,8 @@ def _json_line(point, result, out_dir: Path) -> str:
 @click.option("--out-dir", "-o", type=click.Path(path_type=Path, file_okay=False), default=Path("sweep"),
               show_default=True, help="Folder for the run files (one per point) and sweep.json.")
 @click.option("--jobs", "-j", type=click.IntRange(min=1),
-              help="Worker processes (with --executor ray: tasks to split the sweep into) [the CPU count].")
+              help="Worker processes (with --executor ray: tasks to split the sweep into) "
+                   "[the CPU count; with ray: the cluster's].")
 @click.option("--executor", type=click.Choice(("local", "ray"), case_sensitive=False), default="local",
               show_default=True, help="local: processes on this machine; ray: an existing Ray cluster.")
 @click.option("--ray-address", metavar="ADDRESS",

@@ -503,4 +503,8 @@ def test_ray_executor_needs_an_address(tmp_path, capsys, monkeypatch):
     code = run_cli(["sweep", *small_flags(), "--executor", "ray", "-o", tmp_path / "r"])
     err = capsys.readouterr().err
     assert code == 2 and "--ray-address" in err and "RAY_ADDRESS" in err
-    assert not (tmp_path / "r" / MANIFEST).exists()
+    code = run_cli(["sweep", *small_flags(), "--executor", "ray", "--ray-address", f"127.0.0.1:{_free_port()}",
+                    "-o", tmp_path / "r"])
+    err = capsys.readouterr().err
+    assert code == 2 and "no Ray cluster answers there" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "r").exists()
