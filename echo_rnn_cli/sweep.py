@@ -371,6 +371,8 @@ class TaskResult:
 def train_task(task: Task, should_stop: Callable[[], bool] | None = None,
                on_epoch: Callable[[Any], None] | None = None) -> list[TaskResult]:
     """Train a task's points together; write (or return) their run files."""
+    # Several workers may share one GPU: TensorFlow would otherwise map all its memory to the first.
+    os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
     from .runs import save_run
     from .trainer import train_many
 
