@@ -40,6 +40,7 @@ class HeatmapData:
     mean: np.ndarray           # [len(ys), len(xs)] mean held-out accuracy of completed runs; NaN if none
     counted: np.ndarray        # completed runs averaged in each cell
     total: np.ndarray          # runs in each cell, whatever their status
+    failed: np.ndarray         # diverged runs, and points that failed without a run file
     chance: float              # accuracy of guessing (1 / num_classes), the colour scale's floor
 
 
@@ -70,6 +71,7 @@ def heatmap_data(rows: Sequence[Row], x: str, y: str) -> HeatmapData:
     xs, ys = _sorted(r.config[x] for r in rows), _sorted(r.config[y] for r in rows)
     total = np.zeros((len(ys), len(xs)), int)
     counted = np.zeros_like(total)
+    failed = np.zeros_like(total)
     sums = np.zeros(total.shape)
     for r in rows:
         i, j = ys.index(r.config[y]), xs.index(r.config[x])
@@ -77,20 +79,23 @@ def heatmap_data(rows: Sequence[Row], x: str, y: str) -> HeatmapData:
         if r.status == "completed" and math.isfinite(r.eval_accuracy):
             counted[i, j] += 1
             sums[i, j] += r.eval_accuracy
+        elif r.status in ("diverged", "error"):
+            failed[i, j] += 1
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.where(counted > 0, sums / np.maximum(counted, 1), np.nan)
     classes = {r.config.get("num_classes", 2) for r in rows}
     chance = 1.0 / classes.pop() if len(classes) == 1 else 0.0
-    return HeatmapData(x, y, xs, ys, mean, counted, total, chance)
+    return HeatmapData(x, y, xs, ys, mean, counted, total, failed, chance)
 
 
 def cell_text(data: HeatmapData, i: int, j: int) -> str:
-    """What a cell says: the mean accuracy, how many runs it averages if not all, or why it is empty."""
+    """What a cell says: the mean accuracy, how many runs it averages if not all, or why it is empty
+    ('failed' if a run diverged or failed, else 'unfinished': pending or interrupted)."""
     n, k = data.total[i, j], data.counted[i, j]
     if n == 0:
         return ""
     if k == 0:
-        return "failed"
+        return "failed" if data.failed[i, j] else "unfinished"
     text = f"{data.mean[i, j]:.3f}"
     return text if k == n else f"{text}\n({k} of {n})"
 

@@ -366,6 +366,9 @@ def test_a_failing_point_does_not_stop_the_others(tmp_path):
     assert statuses == {"learning_rate=0.3_seed=0.npz": "completed", "learning_rate=1e+38_seed=0.npz": "diverged"}
     summary = CliRunner().invoke(cli, ["summary", str(out), "--format", "json"])
     assert [d["status"] for d in json.loads(summary.stdout)] == ["completed", "diverged"]
+    data = heatmap_data(collect([out]).rows, "learning_rate", "seed")
+    assert data.xs == [0.3, 1e38]
+    assert cell_text(data, 0, 0) == f"{good.eval_accuracy:.3f}" and cell_text(data, 0, 1) == "failed"
 
 
 @pytest.mark.parametrize("args, fragment", [
