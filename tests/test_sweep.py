@@ -197,6 +197,19 @@ def test_rerun_with_other_settings_into_the_same_folder_is_refused(swept, capsys
     assert code == 2 and "other settings (epochs 2 vs 3)" in err and len(err.strip().splitlines()) == 1
 
 
+def test_live_table_on_a_terminal(tmp_path, monkeypatch):
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")  # rich: treat stderr as a terminal
+    monkeypatch.setenv("TTY_INTERACTIVE", "1")
+    result = CliRunner().invoke(cli, ["sweep", *small_flags(), "--grid", "echo_step=1,2", "--jobs", "1",
+                                      "-o", str(tmp_path / "s")])
+    assert result.exit_code == 0, result.output
+    err = result.stderr
+    assert "\x1b[" in err  # drawn and redrawn in place
+    for column in ("point", "state", "epoch", "held-out acc", "final loss", "wall"):
+        assert column in err
+    assert "echo_step=2 seed=0" in err and "2 done, 0 running, 0 pending, 0 failed" in err
+
+
 # ---------------------------------------------------------------- summary
 
 
