@@ -447,9 +447,12 @@ def _run_here(tasks: list[Task], emit: Emit, started, progress, should_stop) -> 
         if should_stop():
             return
         started(i)
+
+        def on_epoch(r, i=i) -> None:
+            progress(i, r.epoch, r.epochs, r.loss, r.accuracy)
+
         try:
-            results = train_task(task, should_stop=should_stop, on_epoch=lambda r, i=i: progress(i, r.epoch, r.epochs,
-                                                                                                  r.loss, r.accuracy))
+            results = train_task(task, should_stop=should_stop, on_epoch=on_epoch)
         except Exception as e:  # noqa: BLE001 - one task's failure must not stop the others
             results = _error_results(task, _describe(e))
         emit(i, results)
@@ -509,17 +512,20 @@ def _run_pool(tasks: list[Task], workers: int, emit: Emit, started, progress, sh
             drain()
 
 
-def _run_ray(tasks: list[Task], emit: Emit, started, should_stop) -> None:
-    """One Ray task per group, one CPU each; the driver writes the run files it gets back."""
+def _run_ray(tasks: list[Task], workers: int, emit: Emit, started, should_stop) -> None:
+    """One Ray task per group, one CPU each, at most ``workers`` at a time (so 'running' means
+    running); the driver writes the run files it gets back."""
     import ray
 
     remote = ray.remote(num_cpus=1, max_retries=0)(train_task)
-    refs = {}
-    for i, task in enumerate(tasks):
-        refs[remote.remote(task)] = i
-        started(i)
+    todo = deque(enumerate(tasks))
+    refs: dict = {}
     try:
-        while refs:
+        while todo or refs:
+            while todo and len(refs) < workers:
+                i, task = todo.popleft()
+                refs[remote.remote(task)] = i
+                started(i)
             done, _ = ray.wait(list(refs), num_returns=1, timeout=0.25)
             if should_stop():
                 for ref in refs:
@@ -682,7 +688,7 @@ def _sweep(base, grid, points, out, done, todo, jobs, executor, emit_event, shou
 
     if tasks:
         if executor == "ray":
-            _run_ray(tasks, emit, started, should_stop)
+            _run_ray(tasks, jobs, emit, started, should_stop)
         elif min(jobs, len(tasks)) == 1:
             _run_here(tasks, emit, started, progress, should_stop)
         else:
