@@ -268,6 +268,21 @@ def test_summary_lists_unreadable_files_and_exits_1(swept, tmp_path):
     assert "broken.npz" in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
+def test_summary_shows_points_without_a_run_file_as_pending(swept, tmp_path):
+    out, _ = swept
+    folder = tmp_path / "grid"
+    shutil.copytree(out, folder)
+    (folder / "echo_step=2_truncated_backprop_length=5_seed=1.npz").unlink()
+    result = CliRunner().invoke(cli, ["summary", str(folder), "--format", "csv"])
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert len(rows) == 8
+    pending = [r for r in rows if r["status"] == "pending"]
+    assert len(pending) == 1 and pending[0]["eval_accuracy"] == ""
+    assert (pending[0]["echo_step"], pending[0]["truncated_backprop_length"], pending[0]["seed"]) == ("2", "5", "1")
+    assert pending[0]["epochs"] == str(SMALL["epochs"])  # the sweep's settings, from sweep.json
+
+
 def test_summary_of_nothing_is_exit_2(tmp_path, capsys):
     assert run_cli(["summary", tmp_path]) == 2
     assert "no run files" in capsys.readouterr().err
