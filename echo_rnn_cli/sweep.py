@@ -27,6 +27,7 @@ import os
 import re
 import signal
 import tempfile
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -404,10 +405,18 @@ def _init_worker(stop_event, events, parent_pid: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _worker_stop, _worker_events, _worker_parent = stop_event, events, parent_pid
+    threading.Thread(target=_exit_with_parent, name="echo-rnn-orphan-watch", daemon=True).start()
+
+
+def _exit_with_parent() -> None:
+    """A parent killed outright (a second Ctrl-C, SIGKILL) leaves no one to read the results, and a
+    pool worker would wait for work forever (it holds its own queue's write end): leave too."""
+    while os.getppid() == _worker_parent:
+        time.sleep(1.0)
+    os._exit(1)
 
 
 def _worker_should_stop() -> bool:
-    # A parent killed outright (a second Ctrl-C) leaves no one to read the results: stop too.
     return _worker_stop.is_set() or os.getppid() != _worker_parent
 
 
