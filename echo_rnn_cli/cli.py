@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import sys
 from pathlib import Path
 
 import click
 
 from . import __version__
-from .config import DEVICES, INITS, OPTIMIZERS, Config, ConfigError, resolve
+from .config import DEVICES, INITS, OPTIMIZERS, Config, ConfigError, check_models, resolve
 from .runs import RunFileError
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -88,31 +89,73 @@ def cli() -> None:
     Network in TensorFlow"."""
 
 
+class WholeNumber(click.ParamType):
+    """An integer flag whose errors say what is allowed ("'1.5' is not a whole number; allowed: 1 or more")."""
+
+    name = "integer"
+
+    def __init__(self, min: int, max: int | None = None) -> None:  # noqa: A002 - click's own names
+        self.min, self.max = min, max
+
+    def allowed(self) -> str:
+        return f"{self.min} or more" if self.max is None else f"{self.min} to {self.max}"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int) and not isinstance(value, bool):
+            n = value
+        else:
+            try:
+                n = int(str(value).strip(), 10)
+            except ValueError:
+                self.fail(f"{value!r} is not a whole number; allowed: {self.allowed()}", param, ctx)
+        if n < self.min or (self.max is not None and n > self.max):
+            self.fail(f"{n} is out of range; allowed: {self.allowed()}", param, ctx)
+        return n
+
+
+class Number(click.ParamType):
+    """A float flag; whether the value fits is the config's check (it knows the setting's rules)."""
+
+    name = "number"
+
+    def __init__(self, allowed: str) -> None:
+        self._allowed = allowed
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, float):
+            return value
+        try:
+            return float(str(value).strip())
+        except ValueError:
+            self.fail(f"{value!r} is not a number; allowed: {self._allowed}", param, ctx)
+
+
 def config_options(f):
     """One flag per config key; None means 'not given', so the TOML file and defaults apply."""
     d = Config()
     options = [
         click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
                      help="TOML file of settings (keys named like the flags, with _); flags override it."),
-        click.option("--epochs", type=click.IntRange(min=1), help=f"Passes over a fresh series [{d.epochs}]."),
-        click.option("--total-series-length", type=click.IntRange(min=1),
+        click.option("--epochs", type=WholeNumber(min=1), help=f"Passes over a fresh series [{d.epochs}]."),
+        click.option("--total-series-length", type=WholeNumber(min=1),
                      help=f"Symbols in each epoch's series [{d.total_series_length}]."),
-        click.option("--truncated-backprop-length", type=click.IntRange(min=1),
+        click.option("--truncated-backprop-length", type=WholeNumber(min=1),
                      help=f"Steps per window; the gradient stops at window edges [{d.truncated_backprop_length}]."),
-        click.option("--state-size", type=click.IntRange(min=1), help=f"Units in the RNN state [{d.state_size}]."),
-        click.option("--num-classes", type=click.IntRange(min=2),
+        click.option("--state-size", type=WholeNumber(min=1), help=f"Units in the RNN state [{d.state_size}]."),
+        click.option("--num-classes", type=WholeNumber(min=2),
                      help=f"Symbols 0..C-1; 2 feeds 0/1, more feed one-hot [{d.num_classes}]."),
-        click.option("--echo-step", type=click.IntRange(min=0), help=f"How far the echo lags the input [{d.echo_step}]."),
-        click.option("--batch-size", type=click.IntRange(min=1), help=f"Rows the series is cut into [{d.batch_size}]."),
-        click.option("--learning-rate", type=float, help=f"Step size, a positive number [{d.learning_rate}]."),
+        click.option("--echo-step", type=WholeNumber(min=0), help=f"How far the echo lags the input [{d.echo_step}]."),
+        click.option("--batch-size", type=WholeNumber(min=1), help=f"Rows the series is cut into [{d.batch_size}]."),
+        click.option("--learning-rate", type=Number("a positive finite number such as 0.3"),
+                     help=f"Step size, a positive number [{d.learning_rate}]."),
         click.option("--optimizer", type=click.Choice(OPTIMIZERS, case_sensitive=False),
                      help=f"[{d.optimizer}]"),
         click.option("--init", type=click.Choice(INITS, case_sensitive=False),
                      help=f"Initial weights: tutorial (uniform [0,1)) or glorot (for larger states) [{d.init}]."),
-        click.option("--seed", type=click.IntRange(min=0), help=f"Seeds data and initial weights [{d.seed}]."),
+        click.option("--seed", type=WholeNumber(min=0), help=f"Seeds data and initial weights [{d.seed}]."),
         click.option("--device", type=click.Choice(DEVICES, case_sensitive=False),
                      help=f"auto uses a GPU when TensorFlow sees one [{d.device}]."),
-        click.option("--snapshot-every", type=click.IntRange(min=1),
+        click.option("--snapshot-every", type=WholeNumber(min=1),
                      help=f"Windows between prediction snapshots within an epoch [{d.snapshot_every}]."),
     ]
     for option in reversed(options):
@@ -138,7 +181,7 @@ def seed_outputs(output: Path, seeds: list[int]) -> list[Path]:
 @config_options
 @click.option("--output", "-o", type=click.Path(path_type=Path), default=Path("run.npz"), show_default=True,
               help="Run file to write (with --seeds K: one per seed, named STEM-seedN.npz).")
-@click.option("--seeds", type=click.IntRange(min=1), default=1, show_default=True,
+@click.option("--seeds", type=WholeNumber(min=1), default=1, show_default=True,
               help="Train K models with seeds SEED..SEED+K-1 together in one compiled program.")
 @click.option("--resume", type=click.Path(dir_okay=False, path_type=Path),
               help="Continue this run file up to --epochs in all (written back to --output, or to itself).")
@@ -161,6 +204,17 @@ def train(config_file, output, seeds, resume, as_json, quiet, live, **flags):
         if not click.get_current_context().get_parameter_source("output").name == "COMMANDLINE":
             output = resume
     config = config_from_flags(config_file, flags, base=resumed.config if resumed else None)
+    if resumed is not None:
+        from .trainer import check_resume  # no TensorFlow yet: a refused resume costs nothing
+
+        try:
+            check_resume(resumed, config)
+        except ConfigError as e:
+            raise UserError(f"--resume {str(resume)!r}: {e}") from None
+    try:
+        check_models(config, seeds)
+    except ConfigError as e:
+        raise UserError(str(e)) from None
     seed_list = [config.seed + k for k in range(seeds)]
     configs = [config.replace(seed=s) for s in seed_list]
     outputs = seed_outputs(output, seed_list)
@@ -202,13 +256,23 @@ def train(config_file, output, seeds, resume, as_json, quiet, live, **flags):
             raise UserError(str(e)) from None
         finally:
             reporter.stop()
-        for run, path in zip(runs, outputs):
-            save_run(run, path)
+        epochs_before = resumed.epochs_completed if resumed else 0
+        if stop.signum is not None and all(r.epochs_completed == epochs_before for r in runs):
+            # Nothing new to keep: leave whatever is at the output as it was.
+            fail("interrupted before the first epoch ended; nothing written")
+            return stop.exit_code
+        with stop.critical():  # a second Ctrl-C lets the files be renamed into place first
+            for run, path in zip(runs, outputs):
+                save_run(run, path)
     reporter.summary([(str(p), r) for p, r in zip(outputs, runs)])
     if as_json:
         for run, path in zip(runs, outputs):
             click.echo(json.dumps(run.summary(str(path))))
     if stop.signum is not None:
+        stopped = [shlex.quote(str(p)) for p, r in zip(outputs, runs) if r.status == "interrupted"]
+        if stopped and not quiet:
+            console.print("continue with: " + " ; ".join(f"echo-rnn train --resume {p}" for p in stopped),
+                          soft_wrap=True, markup=False)
         return stop.exit_code
     if figure is not None:
         figure.finish()

@@ -7,6 +7,7 @@ names the key (or flag), the value given and what is allowed.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 import os
 import tomllib
@@ -17,6 +18,7 @@ from typing import Any
 OPTIMIZERS = ("adagrad", "adam", "sgd", "rmsprop")
 DEVICES = ("auto", "cpu", "gpu")
 INITS = ("tutorial", "glorot")
+FLOAT32_MAX, FLOAT32_TINY = 3.4028234663852886e38, 1.1754943508222875e-38
 
 #: What a run may be resumed with: changing anything else would change the model or its trace.
 RESUMABLE_CHANGES = frozenset({"epochs", "device"})
@@ -70,31 +72,109 @@ def flag_name(key: str) -> str:
     return "--" + key.replace("_", "-")
 
 
+CHOICES = {"optimizer": OPTIMIZERS, "device": DEVICES, "init": INITS}
+
+
+def _looks_numeric(value: Any) -> bool:
+    """A string that holds a number (a TOML value quoted by mistake)."""
+    if not isinstance(value, str):
+        return False
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return True
+
+
 def _coerce(key: str, value: Any, name: str) -> Any:
     """Check the type of one raw value (from TOML or a dict); ints stay ints, no silent rounding."""
     kind = FIELD_TYPES[key]
+    quoted = " (a string: write the number without quotes)" if _looks_numeric(value) else ""
     if kind == "int":
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{name} must be a whole number, got {value!r}")
+            raise ConfigError(f"{name} must be a whole number, got {value!r}{quoted}")
         return value
     if kind == "float":
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{name} must be a number, got {value!r}")
+            raise ConfigError(f"{name} must be a positive finite number, got {value!r}{quoted}")
         return float(value)
     if not isinstance(value, str):
-        raise ConfigError(f"{name} must be a string, got {value!r}")
+        allowed = f"one of {', '.join(CHOICES[key])}" if key in CHOICES else "a string"
+        raise ConfigError(f"{name} must be {allowed}, got {value!r}")
     return value.lower()
 
 
-def _memory_bytes(c: Config) -> int:
-    """A rough upper bound of what one model of this config holds at once while training."""
+#: Bytes per symbol of a series: each epoch's series and its echo, as rows, as windows, stacked
+#: for the compiled program and copied into it, and the held-out series beside them. Measured
+#: about 58 (peak memory of 2e7 symbols less that of 2e6, on the CPU), rounded up.
+SERIES_BYTES_PER_SYMBOL = 64
+
+
+def _memory_parts(c: Config) -> dict[str, int]:
+    """A rough upper bound of what one model of this config holds at once, by the setting that
+    drives each part (all Python ints: no overflow, however absurd the sizes)."""
     width = (1 if c.num_classes == 2 else c.num_classes) + c.state_size
+    # Weights, both optimizer slots and the gradients.
     weights = (width * c.state_size + c.state_size * (c.num_classes + 1) + c.num_classes) * 4 * 4
+    # One window's states, their derivatives, logits and probabilities inside the compiled program,
+    # and a step's broadcast state-by-weights product, in case it is not fused away.
     window = c.batch_size * c.truncated_backprop_length * (c.state_size * 8 + c.num_classes * 6) * 4
-    series = c.total_series_length * 4 * 8  # symbols, targets, eval copies and masks
-    n_snap = -(-c.windows_per_epoch // c.snapshot_every) if c.windows_per_epoch else 0
-    snapshots = n_snap * c.batch_size * c.truncated_backprop_length * (c.num_classes + 2) * 4 * c.epochs
-    return weights + window + series + snapshots
+    weights += 2 * c.batch_size * c.state_size * (c.state_size + c.num_classes) * 4
+    series = c.total_series_length * SERIES_BYTES_PER_SYMBOL
+    windows = c.total_series_length // c.batch_size // c.truncated_backprop_length
+    n_snap = -(-windows // c.snapshot_every) if windows else 0
+    per_snapshot = c.batch_size * c.truncated_backprop_length * (c.num_classes + 2) * 4
+    # Kept for the whole run, and concatenated once at the end (twice the size for a moment):
+    # each window's loss, accuracy and epoch, the snapshots, and a little bookkeeping per epoch.
+    trace = 2 * c.epochs * (windows * 12 + n_snap * per_snapshot + 1024)
+    return {"weights": weights, "window": window, "series": series, "trace": trace}
+
+
+#: The settings that drive each part, for naming the one to reduce.
+_PART_KEYS = {"weights": ("state_size", "num_classes"), "window": ("truncated_backprop_length", "batch_size"),
+              "series": ("total_series_length",), "trace": ("epochs", "total_series_length")}
+
+
+def _memory_bytes(c: Config) -> int:
+    return sum(_memory_parts(c).values())
+
+
+def _largest_fitting(c: Config, key: str, budget: int) -> int:
+    """The largest value of ``key`` (the others as given) whose estimate fits the budget, or 0."""
+    lo, hi = 0, getattr(c, key)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if _memory_bytes(dataclasses.replace(c, **{key: mid})) <= budget:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def _what_to_reduce(c: Config, budget: int, given: set[str]) -> tuple[str, int]:
+    """The setting to name when a config does not fit, and its largest value that would (0: none).
+
+    The settings the user gave come first, then the others; within each, the one driving the
+    biggest part of the estimate first; the first whose reduction alone is enough is named."""
+    parts = _memory_parts(c)
+    keys = sorted(_PART_KEYS, key=parts.get, reverse=True)
+    ordered = list(dict.fromkeys(k for part in keys for k in _PART_KEYS[part]))
+    ordered = [k for k in ordered if k in given] + [k for k in ordered if k not in given]
+    for key in ordered:
+        fits = _largest_fitting(c, key, budget)
+        if fits >= (2 if key == "num_classes" else 1):
+            return key, fits
+    return ordered[0], 0
+
+
+def _show(n: int) -> str:
+    """An integer as given, or in scientific notation when it is absurdly long."""
+    text = str(n)
+    return text if len(text) <= 24 else f"{text[0]}.{text[1:3]}e+{len(text) - 1}"
+
+
+def _gib(n: int) -> str:
+    return f"about {n / 2**30:,.1f} GiB" if n < 2**80 else "more than 10^15 GiB"
 
 
 def _available_memory() -> int:
@@ -127,6 +207,9 @@ def validate(c: Config, names: dict[str, str] | None = None) -> Config:
     lr = c.learning_rate
     if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
         raise ConfigError(f"{d('learning_rate')} must be a positive finite number, got {lr!r}")
+    if not FLOAT32_TINY <= lr <= FLOAT32_MAX:  # it is a float32 inside: beyond these it is inf or 0
+        raise ConfigError(f"{d('learning_rate')} must be between {FLOAT32_TINY:.3g} and {FLOAT32_MAX:.3g} "
+                          f"(training uses float32), got {lr!r}")
     if c.optimizer not in OPTIMIZERS:
         raise ConfigError(f"{d('optimizer')} must be one of {', '.join(OPTIMIZERS)}, got {c.optimizer!r}")
     if c.init not in INITS:
@@ -151,11 +234,27 @@ def validate(c: Config, names: dict[str, str] | None = None) -> Config:
         )
     need, have = _memory_bytes(c), _available_memory()
     if need > have // 2:
+        key, fits = _what_to_reduce(c, have // 2, given=set(names))
+        allowed = (f"at most {fits:,} with the other settings as they are" if fits
+                   else "smaller values of the other settings too")
         raise ConfigError(
-            f"these sizes need about {need / 2**30:.1f} GiB of memory and this machine has "
-            f"{have / 2**30:.1f} GiB; reduce state_size, total_series_length, batch_size or epochs"
+            f"{d(key)} {_show(getattr(c, key))} needs {_gib(need)} of memory and this machine "
+            f"has {have / 2**30:,.1f} GiB (at most half of it may be used); allowed: {allowed}"
         )
     return c
+
+
+def check_models(c: Config, models: int, name: str = "--seeds") -> None:
+    """Refuse training ``models`` copies of a config together when they would not fit in memory
+    (each holds its own weights, traces and series); before any of them is even built."""
+    one, have = _memory_bytes(c), _available_memory()
+    if models * one > have // 2:
+        fits = (have // 2) // max(one, 1)
+        raise ConfigError(
+            f"{name} {_show(models)}: {_show(models)} models of these settings need {_gib(models * one)} of "
+            f"memory and this machine has {have / 2**30:,.1f} GiB (at most half of it may be used); "
+            f"allowed: at most {fits:,}"
+        )
 
 
 def load_toml(path: str | os.PathLike) -> dict[str, Any]:
@@ -167,16 +266,23 @@ def load_toml(path: str | os.PathLike) -> dict[str, Any]:
         raise ConfigError(f"config file {str(p)!r} does not exist") from None
     except IsADirectoryError:
         raise ConfigError(f"config file {str(p)!r} is a folder, not a file") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"config file {str(p)!r} cannot be read: {e}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"config file {str(p)!r} is not a TOML text file (byte {e.start} is not UTF-8)") from None
+    except OSError as e:
+        raise ConfigError(f"config file {str(p)!r} cannot be read: {e.strerror or e}") from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"config file {str(p)!r} is not valid TOML: {e}") from None
+        # tomllib names the line, except at the very end of the file ("at end of document").
+        last = max(len(text.splitlines()), 1)
+        message = str(e).replace("(at end of document)", f"(at line {last}, the end of the file)")
+        raise ConfigError(f"config file {str(p)!r} is not valid TOML: {message}") from None
     for key, value in data.items():
         if key not in FIELD_TYPES:
+            close = difflib.get_close_matches(key.replace("-", "_"), FIELD_TYPES, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
             allowed = ", ".join(FIELD_TYPES)
-            raise ConfigError(f"config file {str(p)!r}: unknown key {key!r} (allowed: {allowed})")
+            raise ConfigError(f"config file {str(p)!r}: unknown key {key!r} ({hint}allowed: {allowed})")
         if isinstance(value, dict):
             raise ConfigError(f"config file {str(p)!r}: {key!r} must be a value, not a table")
     return data

@@ -1,14 +1,22 @@
 """Ctrl-C and SIGTERM during training: the first asks for a clean stop, the second stops at once.
 
-The first signal only sets a flag that the trainer polls between epochs, so the run so far is saved
-with status 'interrupted'. It also puts the signal's default action back, so a second signal kills
-the process on the spot, even inside a compiled epoch; nothing is corrupted because run files are
-only ever renamed into place whole.
+The first signal sets a flag that the trainer polls between epochs, so the run so far is saved
+with status 'interrupted'. A second signal ends the process on the spot with the same exit code
+(130 for SIGINT, 143 for SIGTERM), even in the middle of a compiled epoch; nothing is corrupted,
+because run files are only ever renamed into place whole, and a save in progress (``critical``)
+is let finish first, so no temporary file is left behind.
+
+Why a watcher thread: Python runs signal handlers in the main thread only, and only between
+bytecodes, so while the main thread sits in a compiled epoch (seconds, or minutes for a big one)
+a handler would not run until the epoch ends, and a second Ctrl-C would not count. The C-level
+handler does write each signal's number to the wakeup fd at once, though; a thread reading that
+pipe sees every signal as it arrives (TensorFlow releases the GIL while it computes).
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
 from typing import Iterator
@@ -17,8 +25,12 @@ EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 
 class StopRequest:
+    """Callable as ``should_stop``; ``signum`` is the first signal received (None if none)."""
+
     def __init__(self) -> None:
         self.signum: int | None = None
+        self._seen = 0  # signals the watcher has read (the handler may set signum before it does)
+        self._critical = threading.RLock()
 
     def __call__(self) -> bool:
         return self.signum is not None
@@ -26,6 +38,22 @@ class StopRequest:
     @property
     def exit_code(self) -> int:
         return EXIT_CODES.get(self.signum, 1) if self.signum is not None else 0
+
+    @contextlib.contextmanager
+    def critical(self) -> Iterator[None]:
+        """A stretch (writing run files) that a second signal lets finish before it ends the process."""
+        with self._critical:
+            yield
+
+    def _signal(self, signum: int) -> None:
+        """Called from the watcher thread for every signal, in order of arrival."""
+        self._seen += 1
+        if self._seen == 1:
+            if self.signum is None:
+                self.signum = signum
+            return
+        with self._critical:  # wait for a save in progress, then go at once
+            os._exit(EXIT_CODES.get(signum, 1))
 
 
 @contextlib.contextmanager
@@ -36,12 +64,35 @@ def stop_on_signals() -> Iterator[StopRequest]:
         return
 
     def handler(signum, frame):  # noqa: ARG001
-        request.signum = signum
-        signal.signal(signum, signal.SIG_DFL)
+        # Runs late (after the compiled call returns); the watcher has usually seen it already.
+        if request.signum is None:
+            request.signum = signum
+
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(write_fd, False)  # the C-level handler must never block
+
+    def watch() -> None:
+        while True:
+            try:
+                data = os.read(read_fd, 64)
+            except OSError:
+                return
+            if not data:
+                return
+            for signum in data:
+                if signum in EXIT_CODES:
+                    request._signal(signum)
 
     previous = {s: signal.signal(s, handler) for s in EXIT_CODES}
+    previous_fd = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+    watcher = threading.Thread(target=watch, name="echo-rnn-signals", daemon=True)
+    watcher.start()
     try:
         yield request
     finally:
+        signal.set_wakeup_fd(previous_fd)
         for s, h in previous.items():
             signal.signal(s, h)
+        os.close(write_fd)  # the watcher reads end-of-file and returns
+        watcher.join(timeout=5)
+        os.close(read_fd)

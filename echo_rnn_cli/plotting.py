@@ -159,6 +159,13 @@ def _check_rows(run: Run, rows: int | None) -> int:
 # frame of the replay and the live figure during training.
 
 
+def epoch_starts(windows: int, per_epoch: int, most: int = 200) -> np.ndarray:
+    """Where epochs start, thinned to every k-th epoch beyond ``most`` lines: a run planned for a
+    million epochs (interrupted early, say) would otherwise draw a million lines, for minutes."""
+    step = per_epoch * max(1, -(-windows // (per_epoch * most)))
+    return np.arange(0, windows, step)
+
+
 class TrainingPanels:
     """The loss panel over the whole planned run and one bar panel per sample row."""
 
@@ -180,7 +187,7 @@ class TrainingPanels:
         if self.width <= 1:
             self.raw_line.set_visible(False)
             self.raw_line.set_label("_raw")
-        starts = np.arange(0, self.planned, self.W)
+        starts = epoch_starts(self.planned, self.W)
         self.epoch_lines = ax.vlines(starts, 0, 1, transform=ax.get_xaxis_transform(), colors="tab:orange",
                                      lw=0.6, alpha=0.4 if starts.size <= 30 else 0.25,
                                      label="epoch start (new series)")
@@ -411,7 +418,7 @@ def comparison_figure(runs: Sequence[Run], labels: Sequence[str] | None = None, 
     longest = max(r.loss.size for r in runs)
     if len(Ws) == 1:
         W = max(Ws.pop(), 1)
-        starts = np.arange(0, longest, W)
+        starts = epoch_starts(longest, W)
         ax.vlines(starts, 0, 1, transform=ax.get_xaxis_transform(), colors="tab:orange", lw=0.6,
                   alpha=0.35 if starts.size <= 30 else 0.2, label="epoch start (new series)")
         sec = ax.secondary_xaxis("top", functions=(lambda w: w / W, lambda e: e * W))

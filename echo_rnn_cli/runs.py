@@ -157,19 +157,78 @@ def check_writable(path: str | os.PathLike) -> Path:
     try:
         folder.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=folder)
-        os.close(fd)
-        os.unlink(tmp)
+        try:
+            os.close(fd)
+        finally:
+            os.unlink(tmp)
     except OSError as e:
         reason = e.strerror or str(e)
         raise RunFileError(f"cannot write the output {str(path)!r}: {reason}") from None
     return path
 
 
+#: What kind of value each scalar must be (NumPy dtype kinds): a whole number, a number, a string.
+_SCALAR_KINDS = {"format_version": "iu", "epochs_completed": "iu", "eval_accuracy": "fiu", "eval_loss": "fiu",
+                 "wall_seconds": "fiu", "config": "U", "status": "U", "message": "U", "device": "U",
+                 "versions": "U", "created": "U"}
+_KIND_NAMES = {"iu": "a whole number", "fiu": "a number", "U": "a string"}
+
+
 def _scalar(data: Any, key: str, path: Path) -> Any:
     value = data[key]
     if value.shape != ():
         raise RunFileError(f"{str(path)!r} is not a valid run file: {key!r} is not a single value")
+    kinds = _SCALAR_KINDS[key]
+    if value.dtype.kind not in kinds:
+        raise RunFileError(f"{str(path)!r} is not a valid run file: {key!r} is not {_KIND_NAMES[kinds]}")
     return value.item()
+
+
+def _weight_shapes(c: Config) -> dict[str, tuple[int, ...]]:
+    """The shape of every param_* and opt_* array a run of this config holds (model.py's layout)."""
+    i, s, n = (1 if c.num_classes == 2 else c.num_classes), c.state_size, c.num_classes
+    params = {"Wx": (i, s), "Ws": (s, s), "b": (s,), "W2": (s, n), "b2": (n,)}
+    opt = {"step": ()} | {f"slot{k}_{name}": shape for k in (1, 2) for name, shape in params.items()}
+    return {PARAM_PREFIX + k: v for k, v in params.items()} | {OPT_PREFIX + k: v for k, v in opt.items()}
+
+
+def _check_contents(where: str, config: Config, values: dict[str, Any], params: dict, opt_state: dict) -> None:
+    """Shapes that must agree with each other and with the config; a file that passes can be plotted
+    and resumed without surprises."""
+    def bad(what: str) -> RunFileError:
+        return RunFileError(f"{where} is not a valid run file: {what}")
+
+    n = values["loss"].shape[0]
+    if values["accuracy"].shape[0] != n or values["epoch"].shape[0] != n:
+        raise bad("loss, accuracy and epoch differ in length")
+    k = values["snapshot_window"].shape[0]
+    c = config
+    tail = {"snapshot_inputs": (c.batch_size, c.truncated_backprop_length),
+            "snapshot_targets": (c.batch_size, c.truncated_backprop_length),
+            "snapshot_probs": (c.batch_size, c.truncated_backprop_length, c.num_classes)}
+    for key, shape in tail.items():
+        if values[key].shape[0] != k:
+            raise bad(f"{key} does not match snapshot_window")
+        if values[key].shape[1:] != shape:
+            raise bad(f"{key} has shape {values[key].shape}, expected (K, {', '.join(map(str, shape))}) for its config")
+    if values["status"] not in STATUSES:
+        raise RunFileError(f"{where} has an unknown status {values['status']!r}")
+    done = values["epochs_completed"]
+    if not 0 <= done <= c.epochs:
+        raise bad(f"epochs_completed {done} is not between 0 and its config's epochs {c.epochs}")
+    if values["status"] != "diverged" and n != done * c.windows_per_epoch:
+        raise bad(f"{n} training windows recorded for {done} epochs of {c.windows_per_epoch}")
+    if not isinstance(values["versions"], dict):
+        raise bad("'versions' is not a JSON object")
+    expected = _weight_shapes(c)
+    stored = {PARAM_PREFIX + k: v for k, v in params.items()} | {OPT_PREFIX + k: v for k, v in opt_state.items()}
+    if stored:  # absent in diverged runs, whose weights are not worth keeping
+        for key in sorted(set(expected) | set(stored)):
+            if key not in stored or key not in expected:
+                raise bad(f"the weights are incomplete or unknown ({key!r})")
+            arr = stored[key]
+            if arr.dtype.kind != "f" or arr.shape != expected[key]:
+                raise bad(f"{key!r} is {arr.dtype} {arr.shape}, expected float {expected[key]} for its config")
 
 
 def load_run(path: str | os.PathLike) -> Run:
@@ -181,12 +240,14 @@ def load_run(path: str | os.PathLike) -> Run:
     if path.is_dir():
         raise RunFileError(f"run file {where} is a folder, not a file")
     try:
-        if not zipfile.is_zipfile(path):  # else np.load reads it as a pickle and says so, confusingly
-            raise RunFileError(f"{where} is not a run file: not an .npz (zip) archive")
+        with open(path, "rb") as f:  # opened first, so that a file we may not read says so
+            is_zip = zipfile.is_zipfile(f)
+        if not is_zip:  # else np.load reads it as a pickle and says so, confusingly
+            raise RunFileError(f"{where} is not a run file: not an .npz (zip) archive, or a truncated one")
         with np.load(path, allow_pickle=False) as data:
             keys = set(data.files)
             if "format_version" not in keys:
-                raise RunFileError(f"{where} is an .npz file but not an echo-rnn run file (no 'format_version')")
+                raise RunFileError(f"{where} is a zip (.npz) file but not an echo-rnn run file (no 'format_version')")
             version = int(_scalar(data, "format_version", path))
             if version > FORMAT_VERSION:
                 raise RunFileError(
@@ -208,6 +269,8 @@ def load_run(path: str | os.PathLike) -> Run:
                 arr = data[key]
                 if arr.ndim != ndim:
                     raise RunFileError(f"{where} is not a valid run file: {key!r} has {arr.ndim} dimensions, expected {ndim}")
+                if arr.dtype.kind not in ("iu" if np.dtype(dtype).kind in "iu" else "fiu"):
+                    raise RunFileError(f"{where} is not a valid run file: {key!r} holds {arr.dtype}, not numbers")
                 values[key] = arr.astype(dtype, copy=False)
             params = {k[len(PARAM_PREFIX):]: data[k] for k in keys if k.startswith(PARAM_PREFIX)}
             opt_state = {k[len(OPT_PREFIX):]: data[k] for k in keys if k.startswith(OPT_PREFIX)}
@@ -217,14 +280,8 @@ def load_run(path: str | os.PathLike) -> Run:
         detail = str(e).splitlines()[0] if str(e) else type(e).__name__
         if isinstance(e, PermissionError):
             raise RunFileError(f"run file {where} cannot be read: permission denied") from None
+        if "allow_pickle" in detail:
+            detail = "it holds pickled Python objects, which echo-rnn never writes and will not load"
         raise RunFileError(f"{where} is not a readable run file ({detail})") from None
-    n = values["loss"].shape[0]
-    if values["accuracy"].shape[0] != n or values["epoch"].shape[0] != n:
-        raise RunFileError(f"{where} is not a valid run file: loss, accuracy and epoch differ in length")
-    k = values["snapshot_window"].shape[0]
-    for key in ("snapshot_inputs", "snapshot_targets", "snapshot_probs"):
-        if values[key].shape[0] != k:
-            raise RunFileError(f"{where} is not a valid run file: {key} does not match snapshot_window")
-    if values["status"] not in STATUSES:
-        raise RunFileError(f"{where} has an unknown status {values['status']!r}")
+    _check_contents(where, config, values, params, opt_state)
     return Run(config=config, params=params, opt_state=opt_state, **values)
