@@ -522,6 +522,21 @@ def test_second_sigint_stops_at_once_and_leaves_the_old_file(tmp_path):
     assert out.read_bytes() == OLD and files_in(tmp_path) == {"r.npz"}
 
 
+def test_sigint_before_the_first_epoch_writes_nothing(tmp_path):
+    """Ctrl-C while TensorFlow is still loading: no epoch to keep, so the older file stays."""
+    out = tmp_path / "r.npz"
+    out.write_bytes(OLD)
+    proc = subprocess.Popen([sys.executable, "-m", "echo_rnn_cli", "train", *small_flags(), "-o", str(out)],
+                            stderr=subprocess.PIPE, text=True, env=ENV, cwd=tmp_path)
+    first = proc.stderr.readline()  # printed just before TensorFlow is imported (seconds)
+    assert first.startswith("echo-rnn: training"), first
+    proc.send_signal(signal.SIGINT)
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 130, err
+    assert_one_line_error(err, "interrupted before the first epoch ended; nothing written")
+    assert out.read_bytes() == OLD and files_in(tmp_path) == {"r.npz"}
+
+
 # ---------------------------------------------------------------- determinism
 
 
