@@ -94,6 +94,8 @@ def check_resume(run: Run, config: Config) -> None:
         )
     if not run.params or not run.opt_state:
         raise ConfigError("this run file holds no weights to resume from")
+    if not all(np.isfinite(v).all() for v in (*run.params.values(), *run.opt_state.values())):
+        raise ConfigError("cannot resume: the run's weights are not finite (it diverged); start a new run")
 
 
 def train(config: Config, *, on_epoch: Callback | None = None,
@@ -230,6 +232,8 @@ def train_many(configs: Sequence[Config], *, on_epoch: Callback | None = None,
         run = trace.to_run(c, prev)
         run.status, run.message = status, message
         run.eval_loss, run.eval_accuracy = float(eval_loss[m]), float(eval_acc[m])
+        if prev is not None and not done:
+            run.eval_loss, run.eval_accuracy = prev.eval_loss, prev.eval_accuracy
         run.wall_seconds = wall + (prev.wall_seconds if prev else 0.0)
         run.device = device
         run.versions = versions
