@@ -2,13 +2,32 @@
 ``echo-rnn --help`` and ``echo-rnn plot`` never pay TensorFlow's start-up of several seconds."""
 
 import contextlib
+import importlib.abc
+import importlib.machinery
 import os
 import sys
+
+from . import xla_cache
 
 # Before the import: TensorFlow reads these once. Quiet its C++ start-up chatter (users get our
 # own messages instead), and keep oneDNN's reordered float sums out so CPU runs are bit-reproducible.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+
+
+def _add_flag(variable: str, flag: str) -> None:
+    """Append a flag to XLA_FLAGS / TF_XLA_FLAGS unless the user already set that flag."""
+    current = os.environ.get(variable, "")
+    if flag.split("=")[0] not in current:
+        os.environ[variable] = f"{current} {flag}".strip()
+
+
+# LLVM's -O1 instead of -O3 for XLA's kernels: compiling our programs takes about 40% less time and
+# the code runs as fast or faster (they are tiny fused loops; see benchmarks/RESULTS.md).
+_add_flag("XLA_FLAGS", "--xla_backend_optimization_level=1")
+_cache_flag = xla_cache.setup()
+if _cache_flag:
+    _add_flag("TF_XLA_FLAGS", _cache_flag)
 
 
 @contextlib.contextmanager
@@ -34,7 +53,43 @@ def quiet_native_stderr():
         os.close(devnull)
 
 
-with quiet_native_stderr():
+class _SkipKeras(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """TensorFlow's import eagerly imports Keras (and through it matplotlib): a second of start-up
+    for nothing we use. During that import, Keras is found where it is (TensorFlow reads its folder
+    to set up ``tf.keras``) but refuses to load, which TensorFlow tolerates. Afterwards ``tf.keras``,
+    ``from tensorflow.keras import ...`` and ``import keras`` work as usual, loading Keras then."""
+
+    NAMES = ("keras", "tf_keras")
+
+    def find_spec(self, name, path=None, target=None):
+        if name not in self.NAMES:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        if spec is not None:
+            spec.loader = self
+        return spec
+
+    def create_module(self, spec):
+        raise ImportError(f"{spec.name} is not loaded while TensorFlow is imported")
+
+    def exec_module(self, module):  # pragma: no cover - create_module always refuses
+        raise ImportError(module.__name__)
+
+
+@contextlib.contextmanager
+def _without_keras():
+    if any(name in sys.modules for name in _SkipKeras.NAMES):
+        yield
+        return
+    finder = _SkipKeras()
+    sys.meta_path.insert(0, finder)
+    try:
+        yield
+    finally:
+        sys.meta_path.remove(finder)
+
+
+with quiet_native_stderr(), _without_keras():
     import tensorflow as tf  # noqa: E402
 
     # The first device query initialises the platforms, which is when CUDA complains.

@@ -1,12 +1,23 @@
 """The tutorial's network in TensorFlow, written for many models at once.
 
-Every tensor carries a leading model axis ``M``: a single run is ``M == 1``, and runs that share
-shapes (other seeds, learning rates or echo steps) train side by side in one compiled program.
+A single run is one model (``M == 1``); runs that share shapes (other seeds, learning rates or echo
+steps) train side by side in one compiled program. The public functions take and return tensors
+with the model axis first (``[M, ...]``); inside, the model axis is the last one (``[..., M]``),
+so that the compiled loops run across models in vector lanes and 16 models cost little more than
+one.
 
 The backward pass is derived by hand instead of taken from a gradient tape. The workload is a long
 chain of tiny matrices, so its cost is the number of operations, not their size; the hand-derived
-pass needs a handful of fused loops per time step, the tape needs several times more. Its
+pass needs about one fused loop per time step each way, the tape several times more. Its
 correctness is checked against ``tf.GradientTape`` in the tests.
+
+Every sum, matrix products included, is a chain of elementwise adds in an order fixed by this
+code, never a dot, einsum or reduce op: XLA picks the blocking of those, and with it the order of
+summation, from the whole shape, the number of models included. So a model trained among others
+gets bit for bit the numbers it gets alone (see ``steps`` for the one exception it pads around);
+and for these tiny sizes the fused loops beat library calls anyway. Past CHAIN_MAX_TERMS (128
+units, classes or terms) sums fall back to reduce ops, to keep the program small, and that
+promise is not made.
 """
 
 from __future__ import annotations
@@ -17,10 +28,19 @@ import numpy as np
 
 from ._tf import tf
 
+#: Windows of up to this many steps, with at most UNROLL_MAX_SIZE steps x units, are unrolled: one
+#: fused loop per step, the fastest program for small states, but its size (and compile time) grows
+#: with both. Others step through a compiled loop (with 64 units it also runs faster).
+UNROLL_MAX_STEPS = 32
+UNROLL_MAX_SIZE = 256
+#: Sums are chains of at most this many adds (see ``sum_leading``).
+CHAIN_MAX_TERMS = 128
+
 
 class Params(NamedTuple):
     """Weights of M models. The tutorial's ``W`` is split into its input rows ``Wx`` and its
-    state rows ``Ws``: ``[x_t, s_{t-1}] @ W == x_t @ Wx + s_{t-1} @ Ws``."""
+    state rows ``Ws``: ``[x_t, s_{t-1}] @ W == x_t @ Wx + s_{t-1} @ Ws``.
+    Shapes are given models-first, as the public functions take them."""
 
     Wx: tf.Tensor  # [M, I, S]
     Ws: tf.Tensor  # [M, S, S]
@@ -61,42 +81,200 @@ def init_params(rng: np.random.Generator, state_size: int, num_classes: int,
     }
 
 
+# --- the model axis: first outside, last inside ------------------------------------------------
+
+def models_last(a):
+    """[M, ...] -> [..., M]."""
+    return tf.transpose(a, [*range(1, len(a.shape)), 0])
+
+
+def models_first(a):
+    """[..., M] -> [M, ...]."""
+    return tf.transpose(a, [len(a.shape) - 1, *range(len(a.shape) - 1)])
+
+
+def params_models_last(params: Params) -> Params:
+    return Params(*map(models_last, params))
+
+
+def params_models_first(params: Params) -> Params:
+    return Params(*map(models_first, params))
+
+
+# --- models-last internals -----------------------------------------------------------------------
+
+def _encode(x, num_classes: int):
+    """Symbols [B, T, M] (int) -> inputs [B, T, I, M] (float32)."""
+    if num_classes == 2:
+        return tf.cast(x, tf.float32)[:, :, None, :]
+    return tf.one_hot(x, num_classes, axis=2, dtype=tf.float32)
+
+
+def _rows(w, axis: int = 0):
+    """A matrix [K, N, M] (or, with axis=1, [N, K, M] transposed) as what ``_matvec`` takes: its K
+    rows [N, M] in a list, made once outside the step loops; or, past CHAIN_MAX_TERMS, [K, N, M]."""
+    if w.shape[axis] > CHAIN_MAX_TERMS:
+        return w if axis == 0 else tf.transpose(w, [1, 0, 2])
+    return tf.unstack(w, axis=axis)
+
+
+def _matvec(v, rows):
+    """[..., K, M] times each model's K x N matrix (``_rows``) -> [..., N, M].
+
+    A chain of multiply-adds over K, one fused loop with the models innermost. A reduce op would be
+    shorter, but XLA picks its order of summation from the whole shape: with 16 models and 24 units
+    it sums differently than with 2, and the models' numbers would depend on their company.
+    """
+    if not isinstance(rows, list):
+        return tf.reduce_sum(v[..., :, None, :] * rows, axis=-3)
+    return tf.add_n([vk[..., None, :] * wk for vk, wk in zip(tf.unstack(v, axis=-2), rows)])
+
+
+def sum_leading(a):
+    """Sum over axis 0 as chains of adds, never as a reduce op.
+
+    A chain of elementwise adds compiles to one fused loop with the models innermost, in vector
+    lanes (a reduce over outer axes becomes a scalar loop per output element), and its order of
+    additions is fixed by the code, whatever M is. Long sums are chained in blocks of
+    CHAIN_MAX_TERMS, then the block sums chained again, so the program stays small; the last
+    block is padded with zeros, which add exactly.
+    """
+    while a.shape[0] > CHAIN_MAX_TERMS:
+        blocks = -(-a.shape[0] // CHAIN_MAX_TERMS)
+        pad = blocks * CHAIN_MAX_TERMS - a.shape[0]
+        if pad:
+            a = tf.concat([a, tf.zeros([pad, *a.shape[1:]], a.dtype)], axis=0)
+        a = tf.add_n(tf.unstack(tf.reshape(a, [blocks, CHAIN_MAX_TERMS, *a.shape[1:]]), axis=1))
+    return tf.add_n(tf.unstack(a, axis=0))
+
+
+def sum_rows_steps(a):
+    """[B, T, ..., M] -> [..., M]: the sum over rows and steps."""
+    return sum_leading(tf.reshape(a, [-1, *a.shape[2:]]))
+
+
+def _outer_sum(u, v):
+    """[B, T, K, M], [B, T, N, M] -> [K, N, M]: the outer products summed over rows and steps,
+    formed term by term so that the fused loop never writes out the [B, T, K, N, M] products."""
+    u, v = tf.reshape(u, [-1, *u.shape[2:]]), tf.reshape(v, [-1, *v.shape[2:]])
+    if u.shape[0] > CHAIN_MAX_TERMS:
+        return sum_leading(u[:, :, None, :] * v[:, None, :, :])
+    return tf.add_n([a * b for a, b in zip(tf.unstack(u[:, :, None, :]), tf.unstack(v[:, None, :, :]))])
+
+
+def _recur(step, first, inputs: tuple, reverse: bool = False, unroll: bool | None = None):
+    """``carry = step(carry, *(a[:, t] for a in inputs))`` along the step axis (1) of the inputs.
+
+    Returns every step's carry, stacked on axis 1. Unrolled in Python (the default for small
+    windows, see UNROLL_MAX_STEPS): one fused loop per step, the fastest program. Otherwise a
+    compiled loop: slower per step, but the program, and its compile time, does not grow with T.
+    """
+    steps = inputs[0].shape[1]
+    if unroll is None:
+        unroll = steps <= UNROLL_MAX_STEPS and steps * first.shape[1] <= UNROLL_MAX_SIZE
+    if unroll:
+        out = [None] * steps
+        carry = first
+        for t in (reversed(range(steps)) if reverse else range(steps)):
+            carry = step(carry, *(a[:, t] for a in inputs))
+            out[t] = carry
+        return tf.stack(out, axis=1)
+    by_step = [tf.transpose(a, [1, 0, *range(2, len(a.shape))]) for a in inputs]
+    acc = tf.TensorArray(first.dtype, size=steps, element_shape=first.shape)
+
+    def body(i, carry, acc):
+        t = steps - 1 - i if reverse else i
+        carry = step(carry, *(a[t] for a in by_step))
+        return i + 1, carry, acc.write(t, carry)
+
+    _, _, acc = tf.while_loop(lambda i, *_: i < steps, body, (tf.constant(0), first, acc),
+                              maximum_iterations=steps)
+    stacked = acc.stack()
+    return tf.transpose(stacked, [1, 0, *range(2, len(stacked.shape))])
+
+
+def forward_ml(p: Params, x, s0, num_classes: int, unroll: bool | None = None):
+    """One window, models last. p: weights [..., M]; x: [B, T, M] symbols; s0: [B, S, M].
+    ``unroll``: None picks by the window's length (see ``_recur``).
+
+    Returns (xin [B,T,I,M], states [B,T,S,M], logits [B,T,C,M]).
+    """
+    xin = _encode(x, num_classes)
+    # The input part of every step's affine map does not depend on the state: do it for all T at once.
+    xw = _matvec(xin, _rows(p.Wx)) + p.b[None, None]
+    Ws = _rows(p.Ws)
+
+    def step(s, xw_t):
+        return tf.tanh(xw_t + _matvec(s, Ws))
+
+    h = _recur(step, s0, (xw,), unroll=unroll)
+    logits = _matvec(h, _rows(p.W2)) + p.b2[None, None]
+    return xin, h, logits
+
+
+def log_softmax_ml(logits):
+    """Log-probabilities over the class axis (2) of [B, T, C, M]. The sum over classes is a chain
+    of adds, like every sum here (the max is exact in any order)."""
+    top = tf.reduce_max(logits, axis=2, keepdims=True)
+    shifted = logits - top
+    total = sum_leading(tf.exp(tf.transpose(shifted, [2, 0, 1, 3])))
+    return shifted - tf.math.log(total)[:, :, None]
+
+
+def loss_and_grads_ml(p: Params, x, y, s0, num_classes: int, unroll: bool | None = None):
+    """``loss_and_grads`` with everything models-last (x, y: [B, T, M]; s0: [B, S, M]).
+
+    Returns (loss [M], accuracy [M], probs [B,T,C,M], last state [B,S,M], grads [..., M]).
+    """
+    xin, h, logits = forward_ml(p, x, s0, num_classes, unroll)
+    batch, steps, _ = x.shape
+    count = float(batch * steps)
+    logp = log_softmax_ml(logits)
+    probs = tf.exp(logp)
+    onehot = tf.one_hot(y, num_classes, axis=2, dtype=tf.float32)
+    loss = -sum_rows_steps(sum_leading(tf.transpose(onehot * logp, [2, 0, 1, 3]))) / count
+    correct = tf.cast(tf.equal(tf.argmax(logits, axis=2, output_type=y.dtype), y), tf.float32)
+    accuracy = sum_rows_steps(correct) / count
+
+    dlogits = (probs - onehot) / count
+    dh = _matvec(dlogits, _rows(p.W2, axis=1))  # [B, T, S, M]: times W2 transposed
+    # What flows back into step t from the steps after it: the loop carries only this, and every
+    # step's dz = (dh + carried) * tanh' is then formed for all steps at once.
+    dtanh = 1.0 - h * h
+    WsT = _rows(p.Ws, axis=1)
+
+    def back(carry, dh_t, dtanh_t):
+        return _matvec((dh_t + carry) * dtanh_t, WsT)
+
+    zero = tf.zeros_like(s0)
+    carried = zero[:, None]  # nothing comes back into the window's last step
+    if steps > 1:
+        earlier = _recur(back, zero, (dh[:, 1:], dtanh[:, 1:]), reverse=True, unroll=unroll)
+        carried = tf.concat([earlier, carried], axis=1)
+    dz = (dh + carried) * dtanh
+    prev = tf.concat([s0[:, None], h[:, :-1]], axis=1)
+    grads = Params(_outer_sum(xin, dz), _outer_sum(prev, dz), sum_rows_steps(dz),
+                   _outer_sum(h, dlogits), sum_rows_steps(dlogits))
+    return loss, accuracy, probs, h[:, -1], grads
+
+
+# --- the public, models-first API ----------------------------------------------------------------
+
 def encode_inputs(x, num_classes: int):
     """Symbols [M, B, T] (int) -> network inputs [M, B, T, I] (float32)."""
-    if num_classes == 2:
-        return tf.cast(x, tf.float32)[..., None]
-    return tf.one_hot(x, num_classes, dtype=tf.float32)
+    return models_first(_encode(models_last(x), num_classes))
 
 
-def _matvec(v, w):
-    """[M, B, K] x [M, K, N] -> [M, B, N] as a broadcast multiply-and-sum.
-
-    For the tiny K and N of this network XLA fuses this into one loop with its neighbours, where a
-    batched dot would be a separate library call per step.
-    """
-    return tf.reduce_sum(v[..., :, None] * w[:, None, :, :], axis=-2)
-
-
-def forward(params: Params, x, s0, num_classes: int):
+def forward(params: Params, x, s0, num_classes: int, unroll: bool | None = None):
     """Run one window. x: [M, B, T] symbols; s0: [M, B, S] the carried state.
 
     Returns (xin [M,B,T,I], states [M,B,T,S], logits [M,B,T,C]).
     """
-    xin = encode_inputs(x, num_classes)
-    # The input part of every step's affine map does not depend on the state: do it for all T at once.
-    xw = tf.einsum("mbti,mis->mbts", xin, params.Wx) + params.b[:, None, None, :]
-    steps = x.shape[2]
-    s = s0
-    states = []
-    for t in range(steps):  # unrolled: T is small and static, and XLA fuses across the steps
-        s = tf.tanh(xw[:, :, t, :] + _matvec(s, params.Ws))
-        states.append(s)
-    h = tf.stack(states, axis=2)
-    logits = tf.einsum("mbts,msc->mbtc", h, params.W2) + params.b2[:, None, None, :]
-    return xin, h, logits
+    out = forward_ml(params_models_last(params), models_last(x), models_last(s0), num_classes, unroll)
+    return tuple(map(models_first, out))
 
 
-def loss_and_grads(params: Params, x, y, s0, num_classes: int):
+def loss_and_grads(params: Params, x, y, s0, num_classes: int, unroll: bool | None = None):
     """Mean sparse softmax cross-entropy of one window per model, its gradients, and more.
 
     The gradient flows back through the window's own steps only: ``s0`` is a constant here, which
@@ -104,35 +282,9 @@ def loss_and_grads(params: Params, x, y, s0, num_classes: int):
 
     Returns (loss [M], accuracy [M], probs [M,B,T,C], last state [M,B,S], grads: Params).
     """
-    xin, h, logits = forward(params, x, s0, num_classes)
-    _, batch, steps = x.shape
-    logp = tf.nn.log_softmax(logits)
-    probs = tf.exp(logp)
-    onehot = tf.one_hot(y, num_classes, dtype=tf.float32)
-    loss = -tf.reduce_mean(tf.reduce_sum(onehot * logp, axis=-1), axis=[1, 2])
-    correct = tf.cast(tf.equal(tf.argmax(logits, axis=-1, output_type=y.dtype), y), tf.float32)
-    accuracy = tf.reduce_mean(correct, axis=[1, 2])
-
-    dlogits = (probs - onehot) / float(batch * steps)
-    dW2 = tf.einsum("mbts,mbtc->msc", h, dlogits)
-    db2 = tf.reduce_sum(dlogits, axis=[1, 2])
-    dh = tf.einsum("mbtc,msc->mbts", dlogits, params.W2)
-
-    Ws_t = tf.transpose(params.Ws, [0, 2, 1])
-    dz_steps = [None] * steps
-    carry = tf.zeros_like(s0)
-    for t in reversed(range(steps)):
-        ht = h[:, :, t, :]
-        dz = (dh[:, :, t, :] + carry) * (1.0 - ht * ht)
-        dz_steps[t] = dz
-        carry = _matvec(dz, Ws_t)
-    dz = tf.stack(dz_steps, axis=2)
-    prev = tf.concat([s0[:, :, None, :], h[:, :, :-1, :]], axis=2)
-    dWs = tf.einsum("mbti,mbts->mis", prev, dz)
-    dWx = tf.einsum("mbti,mbts->mis", xin, dz)
-    db = tf.reduce_sum(dz, axis=[1, 2])
-    grads = Params(dWx, dWs, db, dW2, db2)
-    return loss, accuracy, probs, h[:, :, -1, :], grads
+    loss, acc, probs, last, grads = loss_and_grads_ml(
+        params_models_last(params), models_last(x), models_last(y), models_last(s0), num_classes, unroll)
+    return loss, acc, models_first(probs), models_first(last), params_models_first(grads)
 
 
 def window_loss(params: Params, x, y, s0, num_classes: int):

@@ -29,12 +29,13 @@ def initial_slot_values(name: str) -> tuple[float, float]:
     return (ADAGRAD_INITIAL_ACCUMULATOR if name == "adagrad" else 0.0, 0.0)
 
 
-def apply_updates(name: str, params: tuple, grads: tuple, state: OptState, lr):
-    """One step for M models at once. lr: [M], broadcast over each weight's trailing axes."""
+def apply_updates(name: str, params: tuple, grads: tuple, state: OptState, lr, *, models_last: bool = False):
+    """One step for M models at once. lr: [M], one per model: the first axis of every weight, or
+    its last with ``models_last``."""
     step = state.step + 1.0
     new_p, new_1, new_2 = [], [], []
     for p, g, a, v in zip(params, grads, state.slot1, state.slot2):
-        rate = tf.reshape(lr, [-1] + [1] * (len(p.shape) - 1))
+        rate = lr if models_last else tf.reshape(lr, [-1] + [1] * (len(p.shape) - 1))
         if name == "sgd":
             p = p - rate * g
         elif name == "adagrad":

@@ -3,20 +3,35 @@
 Python touches TensorFlow once per epoch: the windows, the state carried between them, the
 optimizer updates and the per-window metrics all run inside one ``tf.function(jit_compile=True)``.
 Compiled functions are cached per static setting, so runs of the same shapes in one process (tests,
-sweeps, resumed runs) compile once.
+sweeps, resumed runs) trace and compile once; ``_tf`` also keeps XLA's compiled programs on disk
+across processes.
+
+Inside, every tensor has the model axis last (see ``model``), and the weights and optimizer slots
+travel through the loop as one flat [P, M] block each: the update of all weights is then one fused
+loop instead of one per weight.
+
+Three models run as four, the fourth a copy of the first: with a model axis of length 3, XLA
+computes the third model's lane differently from the others, and its float results would differ in
+the last bits from the same model trained alone. With that padding, and every sum in ``model``
+written as a chain of adds in a fixed order, a model's numbers do not depend on its company: a run
+trained with ``--seeds K`` is bit for bit the run trained alone (checked for 1 to 17 models and
+several shapes; see the tests and benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations
 
 import functools
+import threading
 
+from . import xla_cache
 from ._tf import tf
-from .model import Params, forward, loss_and_grads
+from .model import (Params, forward_ml, log_softmax_ml, loss_and_grads, loss_and_grads_ml,
+                    models_first, models_last, sum_leading, sum_rows_steps)
 from .optim import OptState, apply_updates
 
 
 def train_step(params: Params, opt: OptState, state, x, y, lr, *, optimizer: str, num_classes: int):
-    """One window: forward, hand-derived truncated backward, optimizer update.
+    """One window, models first: forward, hand-derived truncated backward, optimizer update.
 
     Returns (params, opt, next state, loss [M], accuracy [M], probs [M,B,T,C]).
     """
@@ -25,65 +40,157 @@ def train_step(params: Params, opt: OptState, state, x, y, lr, *, optimizer: str
     return Params(*new_params), new_opt, last, loss, acc, probs
 
 
+#: Numbers of models run with copies of the first model added (see the module's doc).
+PADDED_MODELS = {3: 4}
+
+
+def _pad(a, pad: int, axis: int = 0):
+    """Append ``pad`` copies of the first model along the model axis."""
+    if not pad:
+        return a
+    first = tf.gather(a, [0] * pad, axis=axis)
+    return tf.concat([a, first], axis=axis)
+
+
+class _Published:
+    """A compiled function that, after a call that traced (and so compiled) a new program, hands
+    what XLA compiled to the on-disk cache for later processes (see ``xla_cache``)."""
+
+    def __init__(self, fn):
+        self._fn = fn
+        self._traced = 0
+
+    def __call__(self, *args):
+        out = self._fn(*args)
+        traced = self._fn.experimental_get_tracing_count()
+        if traced != self._traced:
+            self._traced = traced
+            xla_cache.publish()
+        return out
+
+    def __getattr__(self, name):
+        return getattr(self._fn, name)
+
+
+class BackgroundCompile:
+    """Calls ``fn(*args)`` once on another thread, to have it traced and compiled while the caller
+    goes on (training, on the other core); the result is thrown away. ``wait()`` before the real
+    call, which then finds the program compiled. Not a daemon thread: the interpreter waits for it
+    rather than tearing TensorFlow down under it."""
+
+    def __init__(self, fn, device: str, *args):
+        self._thread = threading.Thread(target=self._run, args=(fn, device, args), name="echo-rnn-compile")
+        self._thread.start()
+
+    @staticmethod
+    def _run(fn, device, args):
+        try:
+            with tf.device(device):
+                fn(*args)
+        except Exception:  # noqa: BLE001 - the real call raises it again, where it can be reported
+            pass
+
+    def wait(self) -> None:
+        self._thread.join()
+
+
+class _Flat:
+    """Packs weights [..., M] (models last) into one [P, M] block and back."""
+
+    def __init__(self, shapes):
+        self.shapes = [tuple(s) for s in shapes]
+        self.sizes = [int(tf.TensorShape(s[:-1]).num_elements()) for s in self.shapes]
+
+    def pack(self, tensors):
+        return tf.concat([tf.reshape(t, [n, -1]) for t, n in zip(tensors, self.sizes)], axis=0)
+
+    def unpack(self, flat):
+        parts = tf.split(flat, self.sizes, axis=0)
+        return [tf.reshape(p, s) for p, s in zip(parts, self.shapes)]
+
+
 @functools.lru_cache(maxsize=None)
 def compiled_train_epoch(optimizer: str, num_classes: int, snapshot_every: int):
     """A compiled epoch for these static settings (shapes are traced once per distinct shape)."""
 
-    @tf.function(jit_compile=True, reduce_retracing=False)
+    @tf.function(jit_compile=True, reduce_retracing=False, autograph=False)
     def train_epoch(params: Params, opt: OptState, xs, ys, lr):
         # xs, ys: [W, M, B, T] int32, every window of the epoch; lr: [M].
+        keep = xs.shape[1]
+        pad = PADDED_MODELS.get(keep, keep) - keep
+        params = Params(*(_pad(p, pad) for p in params))
+        opt = OptState(opt.step, tuple(_pad(s, pad) for s in opt.slot1), tuple(_pad(s, pad) for s in opt.slot2))
+        xs, ys, lr = _pad(xs, pad, 1), _pad(ys, pad, 1), _pad(lr, pad)
         n_windows, models, batch, steps = xs.shape
         n_snap = -(-n_windows // snapshot_every)
-        state = tf.zeros([models, batch, params.Ws.shape[-1]], tf.float32)
-        losses = tf.TensorArray(tf.float32, size=n_windows)
-        accs = tf.TensorArray(tf.float32, size=n_windows)
+        weights = [models_last(p) for p in params]
+        flat = _Flat([w.shape for w in weights])
+        xs_ml = tf.transpose(xs, [0, 2, 3, 1])
+        ys_ml = tf.transpose(ys, [0, 2, 3, 1])
+        state = tf.zeros([batch, params.Ws.shape[-1], models], tf.float32)
+        stats = tf.TensorArray(tf.float32, size=n_windows)  # per window: [loss, accuracy] x M
         # One extra slot takes the writes of windows that are not snapshots, so no branch is needed.
-        snaps = tf.zeros([n_snap + 1, models, batch, steps, num_classes], tf.float32)
+        snaps = tf.zeros([n_snap + 1, batch, steps, num_classes, models], tf.float32)
 
-        def body(i, params, opt, state, losses, accs, snaps):
-            params, opt, state, loss, acc, probs = train_step(
-                params, opt, state, xs[i], ys[i], lr, optimizer=optimizer, num_classes=num_classes
-            )
+        def body(i, w, count, slot1, slot2, state, stats, snaps):
+            p = Params(*flat.unpack(w))
+            loss, acc, probs, state, grads = loss_and_grads_ml(p, xs_ml[i], ys_ml[i], state, num_classes)
+            (w,), new = apply_updates(optimizer, (w,), (flat.pack(grads),),
+                                      OptState(count, (slot1,), (slot2,)), lr, models_last=True)
             slot = tf.where(i % snapshot_every == 0, i // snapshot_every, n_snap)
             snaps = tf.tensor_scatter_nd_update(snaps, [[slot]], probs[None])
-            return i + 1, params, opt, state, losses.write(i, loss), accs.write(i, acc), snaps
+            return (i + 1, w, new.step, new.slot1[0], new.slot2[0], state,
+                    stats.write(i, tf.stack([loss, acc])), snaps)
 
-        _, params, opt, _, losses, accs, snaps = tf.while_loop(
+        packed = lambda ts: flat.pack([models_last(t) for t in ts])  # noqa: E731
+        _, w, count, slot1, slot2, _, stats, snaps = tf.while_loop(
             lambda i, *_: i < n_windows,
             body,
-            (tf.constant(0), params, opt, state, losses, accs, snaps),
+            (tf.constant(0), flat.pack(weights), opt.step, packed(opt.slot1), packed(opt.slot2),
+             state, stats, snaps),
             maximum_iterations=n_windows,
         )
-        return params, opt, losses.stack(), accs.stack(), snaps[:n_snap]
+        unpacked = lambda f: tuple(models_first(t)[:keep] for t in flat.unpack(f))  # noqa: E731
+        stats = stats.stack()[:, :, :keep]
+        return (Params(*unpacked(w)), OptState(count, unpacked(slot1), unpacked(slot2)),
+                stats[:, 0], stats[:, 1], tf.transpose(snaps[:n_snap, ..., :keep], [0, 4, 1, 2, 3]))
 
-    return train_epoch
+    return _Published(train_epoch)
 
 
 @functools.lru_cache(maxsize=None)
 def compiled_evaluate(num_classes: int):
-    @tf.function(jit_compile=True, reduce_retracing=False)
+    @tf.function(jit_compile=True, reduce_retracing=False, autograph=False)
     def evaluate(params: Params, xs, ys, weights):
         """Held-out loss and accuracy: the state carried across all windows, no updates.
 
         weights [W, M, B, T] float32 is 0 where a target must not count (the series' first
         echo_step targets, zero by construction)."""
+        keep = xs.shape[1]
+        pad = PADDED_MODELS.get(keep, keep) - keep
+        params = Params(*(_pad(p, pad) for p in params))
+        xs, ys, weights = _pad(xs, pad, 1), _pad(ys, pad, 1), _pad(weights, pad, 1)
         n_windows, models, batch, _ = xs.shape
-        state = tf.zeros([models, batch, params.Ws.shape[-1]], tf.float32)
+        p = Params(*map(models_last, params))
+        xs, ys, weights = (tf.transpose(a, [0, 2, 3, 1]) for a in (xs, ys, weights))
+        state = tf.zeros([batch, params.Ws.shape[-1], models], tf.float32)
         zero = tf.zeros([models], tf.float32)
 
         def body(i, state, loss_sum, hit_sum):
-            _, h, logits = forward(params, xs[i], state, num_classes)
-            ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=ys[i], logits=logits)
-            hit = tf.cast(tf.equal(tf.argmax(logits, -1, output_type=ys.dtype), ys[i]), tf.float32)
+            # Not unrolled: evaluation runs once per training, so a small program that compiles
+            # fast beats the fastest one.
+            _, h, logits = forward_ml(p, xs[i], state, num_classes, unroll=False)
+            onehot = tf.one_hot(ys[i], num_classes, axis=2, dtype=tf.float32)
+            ce = -sum_leading(tf.transpose(onehot * log_softmax_ml(logits), [2, 0, 1, 3]))
+            hit = tf.cast(tf.equal(tf.argmax(logits, 2, output_type=ys.dtype), ys[i]), tf.float32)
             w = weights[i]
-            return (i + 1, h[:, :, -1, :], loss_sum + tf.reduce_sum(ce * w, [1, 2]),
-                    hit_sum + tf.reduce_sum(hit * w, [1, 2]))
+            return (i + 1, h[:, -1], loss_sum + sum_rows_steps(ce * w), hit_sum + sum_rows_steps(hit * w))
 
         _, _, loss_sum, hit_sum = tf.while_loop(
             lambda i, *_: i < n_windows, body, (tf.constant(0), state, zero, zero),
             maximum_iterations=n_windows,
         )
-        count = tf.reduce_sum(weights, axis=[0, 2, 3])
-        return loss_sum / count, hit_sum / count
+        count = tf.reduce_sum(weights, axis=[0, 1, 2])  # of zeros and ones: exact in any order
+        return loss_sum[:keep] / count[:keep], hit_sum[:keep] / count[:keep]
 
-    return evaluate
+    return _Published(evaluate)

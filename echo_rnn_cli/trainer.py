@@ -48,7 +48,7 @@ class EpochReport:
     windows_total: int      # windows this call will train if not stopped
     loss: float             # mean window loss of this epoch
     accuracy: float         # mean window accuracy of this epoch
-    windows_per_second: float
+    windows_per_second: float  # in this epoch (the first one includes compiling)
     elapsed: float          # seconds since this call started
     samples: EpochSamples | None = None  # the first model's traces of this epoch (None once it diverged)
 
@@ -119,7 +119,7 @@ def train_many(configs: Sequence[Config], *, on_epoch: Callback | None = None,
     from ._tf import tf
     from .model import PARAM_NAMES, Params, init_params
     from .optim import OptState, initial_slot_values
-    from .steps import compiled_evaluate, compiled_train_epoch
+    from .steps import BackgroundCompile, compiled_evaluate, compiled_train_epoch
 
     configs = list(configs)
     if not configs:
@@ -163,6 +163,8 @@ def train_many(configs: Sequence[Config], *, on_epoch: Callback | None = None,
                        tuple(stacked(slots, f"slot2_{n}") for n in PARAM_NAMES))
         lr = tf.constant([c.learning_rate for c in configs], tf.float32)
         train_epoch = compiled_train_epoch(c0.optimizer, c0.num_classes, c0.snapshot_every)
+        evaluate = compiled_evaluate(c0.num_classes)
+        warmup = eval_args = None
 
         n_win = c0.windows_per_epoch
         snap_idx = np.arange(0, n_win, c0.snapshot_every)
@@ -180,6 +182,10 @@ def train_many(configs: Sequence[Config], *, on_epoch: Callback | None = None,
             xs = tf.constant(np.stack([b[0] for b in batches], axis=1))
             ys = tf.constant(np.stack([b[1] for b in batches], axis=1))
             params, opt, losses, accs, probs = train_epoch(params, opt, xs, ys, lr)
+            if warmup is None and epoch + 1 < epochs_total:
+                # Compile the evaluation on the other core while the remaining epochs train.
+                eval_args = eval_inputs(configs)
+                warmup = BackgroundCompile(evaluate, device, params, *eval_args)
             losses, accs, probs = losses.numpy(), accs.numpy(), probs.numpy()
             seconds = time.perf_counter() - t0
             for m, trace in enumerate(traces):
@@ -195,19 +201,17 @@ def train_many(configs: Sequence[Config], *, on_epoch: Callback | None = None,
                 elapsed = time.perf_counter() - start
                 on_epoch(EpochReport(epoch + 1, epochs_total, done, windows_total,
                                      float(np.nanmean(losses)), float(np.nanmean(accs)),
-                                     done / max(elapsed, 1e-9), elapsed,
+                                     n_win / max(seconds, 1e-9), elapsed,
                                      traces[0].latest(epoch * n_win) if alive[0] else None))
             if not alive.any():
                 break
         stopped_early = any(t.epochs_done < epochs_total - first_epoch for t, a in zip(traces, alive) if a)
 
         eval_loss = eval_acc = np.full(models, np.nan)
-        if alive.any():
-            evals = [eval_data(c) for c in configs]
-            weights = np.stack([eval_weights(c) for c in configs], axis=1)
-            ev_loss, ev_acc = compiled_evaluate(c0.num_classes)(
-                params, tf.constant(np.stack([e[0] for e in evals], 1)),
-                tf.constant(np.stack([e[1] for e in evals], 1)), tf.constant(weights))
+        if warmup is not None:
+            warmup.wait()
+        if alive.any() and done:  # nothing trained (stopped at once): nothing new to evaluate
+            ev_loss, ev_acc = evaluate(params, *(eval_args or eval_inputs(configs)))
             eval_loss, eval_acc = ev_loss.numpy(), ev_acc.numpy()
 
         final_params = {n: getattr(params, n).numpy() for n in PARAM_NAMES}
@@ -305,6 +309,15 @@ class _Trace:
             snapshot_probs=cat_snap(self.snap_p, prev.snapshot_probs if prev else None,
                                     (*shape, c.num_classes), np.float32),
         )
+
+
+def eval_inputs(configs: Sequence[Config]):
+    """The held-out windows of every model, stacked for the compiled evaluation: (xs, ys, weights)."""
+    from ._tf import tf
+
+    evals = [eval_data(c) for c in configs]
+    return (tf.constant(np.stack([e[0] for e in evals], 1)), tf.constant(np.stack([e[1] for e in evals], 1)),
+            tf.constant(np.stack([eval_weights(c) for c in configs], axis=1)))
 
 
 def evaluate_accuracy_floor(c: Config) -> float:

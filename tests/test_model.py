@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from echo_rnn_cli import model
 from echo_rnn_cli._tf import tf
 from echo_rnn_cli.model import PARAM_NAMES, Params, forward, init_params, loss_and_grads, window_loss
 from echo_rnn_cli.optim import OptState, apply_updates, initial_slot_values
@@ -105,3 +106,25 @@ def test_optimizers_match_keras(name, keras_cls):
         ref.apply([tf.constant(g) for g in grads], variables)
     for ours, theirs in zip(params, variables):
         np.testing.assert_allclose(ours.numpy(), np.asarray(theirs), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("steps, unroll", [(6, False), (model.UNROLL_MAX_STEPS + 8, None)])
+def test_stepped_loop_gradient_matches_tape(steps, unroll):
+    """Long windows step through a compiled loop instead of unrolling; same gradient."""
+    params, x, y, s0 = make(models=2, batch=2, steps=steps, classes=3)
+    with tf.GradientTape() as tape:
+        tape.watch(list(params))
+        loss = tf.reduce_sum(window_loss(params, x, y, s0, 3))
+    expected = tape.gradient(loss, list(params))
+    _, _, _, _, ours = loss_and_grads(params, x, y, s0, 3, unroll=unroll)
+    unrolled = loss_and_grads(params, x, y, s0, 3, unroll=True)[4]
+    for name, a, b, c in zip(PARAM_NAMES, ours, expected, unrolled):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-6, err_msg=name)
+        np.testing.assert_allclose(a.numpy(), c.numpy(), rtol=1e-5, atol=1e-7, err_msg=name)
+
+
+@pytest.mark.parametrize("terms", [1, 7, model.CHAIN_MAX_TERMS, 3 * model.CHAIN_MAX_TERMS + 5])
+def test_chained_sums_equal_sums(terms):
+    a = np.random.default_rng(terms).normal(size=(terms, 3, 2)).astype(np.float32)
+    np.testing.assert_allclose(model.sum_leading(tf.constant(a)).numpy(), a.astype(np.float64).sum(0),
+                               rtol=1e-5, atol=1e-5)
