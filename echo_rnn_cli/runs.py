@@ -154,8 +154,15 @@ def check_writable(path: str | os.PathLike) -> Path:
     if path.is_dir():
         raise RunFileError(f"output {str(path)!r} is a folder; give a file name such as {str(path / 'run.npz')!r}")
     folder = path.parent if str(path.parent) else Path(".")
+    blocker = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        raise RunFileError(f"cannot write the output {str(path)!r}: {str(blocker)!r} is a file, not a folder")
     try:
         folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        reason = e.strerror or str(e)
+        raise RunFileError(f"cannot write the output {str(path)!r}: cannot create its folder ({reason})") from None
+    try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=folder)
         try:
             os.close(fd)
