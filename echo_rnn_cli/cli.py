@@ -130,6 +130,22 @@ class Number(click.ParamType):
             self.fail(f"{value!r} is not a number; allowed: {self._allowed}", param, ctx)
 
 
+class FilePath(click.Path):
+    """A file to write: a name that ends in a separator (a folder, surely) or is empty is refused,
+    before pathlib drops the separator and the run file takes the folder's name."""
+
+    def __init__(self) -> None:
+        super().__init__(dir_okay=False, path_type=Path)
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, str):
+            if not value.strip():
+                self.fail("an empty name; give a file name such as 'run.npz'", param, ctx)
+            if value.endswith(("/", os.sep)):
+                self.fail(f"{value!r} names a folder; give a file name such as {value + 'run.npz'!r}", param, ctx)
+        return super().convert(value, param, ctx)
+
+
 def config_options(f):
     """One flag per config key; None means 'not given', so the TOML file and defaults apply."""
     d = Config()
@@ -179,7 +195,7 @@ def seed_outputs(output: Path, seeds: list[int]) -> list[Path]:
 
 @cli.command()
 @config_options
-@click.option("--output", "-o", type=click.Path(path_type=Path), default=Path("run.npz"), show_default=True,
+@click.option("--output", "-o", type=FilePath(), default=Path("run.npz"), show_default=True,
               help="Run file to write (with --seeds K: one per seed, named STEM-seedN.npz).")
 @click.option("--seeds", type=WholeNumber(min=1), default=1, show_default=True,
               help="Train K models with seeds SEED..SEED+K-1 together in one compiled program.")

@@ -235,7 +235,7 @@ def test_fuzzed_small_valid_settings_train(tmp_path, capsys, t, state, classes, 
 def test_output_that_cannot_be_written_is_refused_before_training(tmp_path, capsys):
     (tmp_path / "file.txt").write_text("a file")
     for target, fragment in [(tmp_path / "file.txt" / "r.npz", "cannot write the output"),
-                             (tmp_path, "is a folder")]:
+                             (tmp_path, "is a directory"), (f"{tmp_path / 'new'}/", "names a folder")]:
         code, _, err = run_cli(["train", *small_flags(), "-o", target], capsys)
         assert code == 2
         assert_one_line_error(err, str(target), fragment)
