@@ -557,10 +557,12 @@ def test_sigint_before_the_first_epoch_writes_nothing(tmp_path):
 
 
 def test_same_seed_same_trace_in_two_processes(tmp_path):
-    """Bit-identical traces, held-out results and weights from two separate processes (CPU)."""
+    """Bit-identical traces, held-out results and weights from two separate processes (CPU), each
+    compiling its own programs (the on-disk compile cache off)."""
+    env = {**ENV, "ECHO_RNN_XLA_CACHE": "off"}
     procs = [subprocess.Popen([sys.executable, "-m", "echo_rnn_cli", "train", *small_flags(epochs=3),
                                "--optimizer", "adam", "--learning-rate", "0.01", "-o", f"{name}.npz", "-q"],
-                              stderr=subprocess.PIPE, text=True, env=ENV, cwd=tmp_path) for name in ("a", "b")]
+                              stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path) for name in ("a", "b")]
     for p in procs:
         _, err = p.communicate(timeout=300)
         assert p.returncode == 0, err
