@@ -22,7 +22,7 @@ def _add_flag(variable: str, flag: str) -> None:
         os.environ[variable] = f"{current} {flag}".strip()
 
 
-# LLVM's -O1 instead of -O3 for XLA's kernels: compiling our programs takes about 40% less time and
+# LLVM's -O1 instead of -O3 for XLA's kernels: compiling our programs takes 15-40% less time and
 # the code runs as fast or faster (they are tiny fused loops; see benchmarks/RESULTS.md).
 _add_flag("XLA_FLAGS", "--xla_backend_optimization_level=1")
 _cache_flag = xla_cache.setup()

@@ -10,7 +10,7 @@ published into the shared folder by an atomic rename once the compiled call has 
 The shared folder is per TensorFlow version, XLA flags and CPU, so a program compiled for one
 machine's instruction set is never loaded on another. Default: ``~/.cache/echo-rnn/xla`` (or
 ``$XDG_CACHE_HOME``); ``ECHO_RNN_XLA_CACHE=DIR`` puts it elsewhere, ``ECHO_RNN_XLA_CACHE=0``
-turns it off. Deleting the folder is always safe.
+turns it off. It keeps the MAX_ENTRIES newest programs; deleting the folder is always safe.
 
 No TensorFlow import here: ``setup`` must run before TensorFlow reads its flags.
 """
@@ -27,6 +27,8 @@ from pathlib import Path
 
 ENV = "ECHO_RNN_XLA_CACHE"
 OFF = ("0", "off", "no", "false", "none")
+#: Entries kept per folder (each 0.2-2 MB); past this the oldest are removed when a process starts.
+MAX_ENTRIES = 256
 _STAGE_PREFIX = "stage-"
 
 _shared: Path | None = None
@@ -90,6 +92,18 @@ def _clear_stale_stages(shared: Path) -> None:
             shutil.rmtree(d, ignore_errors=True)
 
 
+def _prune(shared: Path) -> None:
+    def age(entry: Path) -> float:
+        try:
+            return entry.stat().st_mtime
+        except OSError:  # removed meanwhile by another process
+            return 0.0
+
+    entries = sorted(shared.glob("*.pb"), key=age)
+    for old in entries[:max(0, len(entries) - MAX_ENTRIES)]:
+        old.unlink(missing_ok=True)  # a process that linked it finds it gone and compiles again
+
+
 def setup() -> str | None:
     """Prepare this process's staging folder and return the TF_XLA_FLAGS entry that points
     TensorFlow at it; None when the cache is off, already set up, set by the user, or unusable."""
@@ -103,6 +117,7 @@ def setup() -> str | None:
         shared = top / _key()
         shared.mkdir(parents=True, exist_ok=True)
         _clear_stale_stages(shared)
+        _prune(shared)
         stage = Path(tempfile.mkdtemp(prefix=f"{_STAGE_PREFIX}{os.getpid()}-", dir=shared))
         for entry in shared.glob("*.pb"):
             os.symlink(entry, stage / entry.name)

@@ -58,3 +58,13 @@ def test_unusable_cache_folder_only_costs_compile_time(tmp_path):
     blocker.write_text("not a folder")
     result = run_small(blocker / "cache")
     assert result["published"] == 0 and result["stage"] == "None"
+
+
+def test_only_the_newest_entries_are_kept(monkeypatch, tmp_path):
+    monkeypatch.setattr(xla_cache, "MAX_ENTRIES", 2)
+    for i in range(4):
+        entry = tmp_path / f"e{i}.pb"
+        entry.write_bytes(b"x")
+        os.utime(entry, (1000 + i, 1000 + i))
+    xla_cache._prune(tmp_path)
+    assert sorted(p.name for p in tmp_path.glob("*.pb")) == ["e2.pb", "e3.pb"]
