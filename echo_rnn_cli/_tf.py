@@ -25,6 +25,7 @@ def _add_flag(variable: str, flag: str) -> None:
 # LLVM's -O1 instead of -O3 for XLA's kernels: compiling our programs takes 15-40% less time and
 # the code runs as fast or faster (they are tiny fused loops; see benchmarks/RESULTS.md).
 _add_flag("XLA_FLAGS", "--xla_backend_optimization_level=1")
+_user_tf_xla_flags = os.environ.get("TF_XLA_FLAGS")
 _cache_flag = xla_cache.setup()
 if _cache_flag:
     _add_flag("TF_XLA_FLAGS", _cache_flag)
@@ -94,5 +95,13 @@ with quiet_native_stderr(), _without_keras():
 
     # The first device query initialises the platforms, which is when CUDA complains.
     tf.config.list_physical_devices()
+
+# TensorFlow has read its XLA flags by now. Our staging folder is this process's own: a child
+# process (a sweep worker, a user's subprocess) must not inherit it, so the variable goes back.
+if _cache_flag:
+    if _user_tf_xla_flags is None:
+        os.environ.pop("TF_XLA_FLAGS", None)
+    else:
+        os.environ["TF_XLA_FLAGS"] = _user_tf_xla_flags
 
 __all__ = ["tf", "quiet_native_stderr"]

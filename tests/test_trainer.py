@@ -50,12 +50,14 @@ def test_seeded_runs_repeat_exactly(small_config):
     {},
     # Windows longer than the unroll limit step through a compiled loop: a program of another form.
     {"truncated_backprop_length": 40, "total_series_length": 2000, "snapshot_every": 5},
+    # Tiny shapes, where a lone model's program differs most (XLA drops axes of length 1).
+    {"batch_size": 2, "truncated_backprop_length": 2, "total_series_length": 200, "echo_step": 1},
 ])
 def test_many_models_equal_single_runs(small_config, changes):
     """Each model trained among others is bit for bit the model trained alone: traces, snapshots,
     weights, optimizer state and held-out results."""
     configs = [small_config.replace(seed=s, **changes) for s in (0, 1, 2)]
-    configs[2] = configs[2].replace(learning_rate=0.1, echo_step=2)
+    configs[2] = configs[2].replace(learning_rate=0.1, echo_step=max(1, configs[2].echo_step - 1))
     together = train_many(configs)
     for c, run in zip(configs, together):
         alone = train(c)

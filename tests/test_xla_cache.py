@@ -68,3 +68,9 @@ def test_only_the_newest_entries_are_kept(monkeypatch, tmp_path):
         os.utime(entry, (1000 + i, 1000 + i))
     xla_cache._prune(tmp_path)
     assert sorted(p.name for p in tmp_path.glob("*.pb")) == ["e2.pb", "e3.pb"]
+
+
+def test_child_processes_do_not_inherit_the_staging_folder():
+    from echo_rnn_cli._tf import tf  # noqa: F401 - sets the cache up, if it is on
+
+    assert "tf_xla_persistent_cache_directory" not in os.environ.get("TF_XLA_FLAGS", "")
