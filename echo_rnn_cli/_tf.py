@@ -15,11 +15,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 
-def _add_flag(variable: str, flag: str) -> None:
-    """Append a flag to XLA_FLAGS / TF_XLA_FLAGS unless the user already set that flag."""
+def _add_flag(variable: str, flags: str) -> None:
+    """Append flags to XLA_FLAGS / TF_XLA_FLAGS unless the user already set the first of them."""
     current = os.environ.get(variable, "")
-    if flag.split("=")[0] not in current:
-        os.environ[variable] = f"{current} {flag}".strip()
+    if flags.split("=")[0] not in current:
+        os.environ[variable] = f"{current} {flags}".strip()
 
 
 # LLVM's -O1 instead of -O3 for XLA's kernels: compiling our programs takes 15-40% less time and

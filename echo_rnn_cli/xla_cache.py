@@ -8,7 +8,7 @@ staging folder inside it, holding links to the finished entries; what TensorFlow
 published into the shared folder by an atomic rename once the compiled call has returned.
 
 The shared folder is per TensorFlow version, XLA flags and CPU, so a program compiled for one
-machine's instruction set is never loaded on another. Default: ``~/.cache/echo-rnn/xla`` (or
+machine's instruction set is never loaded on another; GPU programs are not kept. Default: ``~/.cache/echo-rnn/xla`` (or
 ``$XDG_CACHE_HOME``); ``ECHO_RNN_XLA_CACHE=DIR`` puts it elsewhere, ``ECHO_RNN_XLA_CACHE=0``
 turns it off. It keeps the MAX_ENTRIES newest programs; deleting the folder is always safe.
 
@@ -125,7 +125,9 @@ def setup() -> str | None:
         return None  # a read-only or full disk: compile every time, as without a cache
     _shared, _stage = shared, stage
     atexit.register(_finish)
-    return f"--tf_xla_persistent_cache_directory={stage}"
+    # CPU programs only: the key knows the CPU, not the GPU, and a program built for one GPU
+    # model is not for another.
+    return f"--tf_xla_persistent_cache_directory={stage} --tf_xla_persistent_cache_device_types=CPU"
 
 
 def publish() -> None:
