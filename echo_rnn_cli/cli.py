@@ -249,11 +249,11 @@ def train(config_file, output, seeds, resume, as_json, quiet, live, **flags):
         console.print(f"[yellow]Warning:[/] {message}", soft_wrap=True)
 
     reporter = make_reporter(quiet)
-    on_epoch = reporter.update
     figure = _live_figure(configs[0], warn) if live else None
-    if figure is not None:
-        def on_epoch(report):
-            reporter.update(report)
+
+    def on_epoch(report) -> None:
+        reporter.update(report)
+        if figure is not None:
             figure.update(report)
     c = configs[0]
     what = f"{len(configs)} models" if len(configs) > 1 else "the Echo-RNN"

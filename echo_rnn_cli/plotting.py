@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Sequence
@@ -30,6 +29,7 @@ from typing import Sequence
 import numpy as np
 
 from .config import Config
+from .files import atomic_write
 from .runs import Run
 
 #: The tutorial's colours and bar heights.
@@ -502,7 +502,7 @@ def animate(run: Run, path: str | os.PathLike, fps: int = 10, rows: int | None =
     def write(tmp: Path) -> None:
         (_write_gif if kind == "gif" else _write_mp4)(tmp, render, len(order), fps)
 
-    _atomic(path, write)
+    atomic_write(path, write)
     return int(len(order))
 
 
@@ -599,25 +599,8 @@ def save_figure(fig, path: str | os.PathLike, dpi: int = 100) -> Path:
     """Write a figure atomically (temporary file beside it, then renamed), format by extension."""
     path = Path(path)
     kind = figure_format(path)
-    _atomic(path, lambda tmp: fig.savefig(tmp, format=kind, dpi=dpi))
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format=kind, dpi=dpi))
     return path
-
-
-def _atomic(path: Path, write) -> None:
-    """Write through a temporary file beside ``path``, renamed over it once complete."""
-    folder = path.parent if str(path.parent) else Path(".")
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=folder)
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        write(tmp)
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)  # mkstemp's 0600 would hide the figure from others
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def display_problem() -> str | None:

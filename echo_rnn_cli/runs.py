@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from .config import Config, ConfigError, from_dict
+from .files import atomic_write
 
 FORMAT_VERSION = 1
 STATUSES = ("completed", "interrupted", "diverged")
@@ -129,20 +130,11 @@ def save_run(run: Run, path: str | os.PathLike) -> Path:
         arrays[key] = np.asarray(getattr(run, key), dtype=dtype)
     arrays.update({PARAM_PREFIX + k: np.asarray(v) for k, v in run.params.items()})
     arrays.update({OPT_PREFIX + k: np.asarray(v) for k, v in run.opt_state.items()})
-    folder = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
             np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+
+    atomic_write(path, write)
     return path
 
 

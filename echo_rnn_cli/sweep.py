@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from .config import FIELD_TYPES, PER_MODEL_KEYS, Config, ConfigError, config_warnings, validate
+from .files import atomic_write_bytes
 from .runs import RunFileError, load_run
 
 MANIFEST = "sweep.json"
@@ -253,30 +254,6 @@ def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Temporary file beside ``path``, flushed, renamed over it: a reader never sees half a file."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 would hide the file from other users
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def _comparable(c: Config) -> dict[str, Any]:
     return {k: v for k, v in c.to_dict().items() if k not in _IGNORED_ON_RESUME}
 
@@ -336,7 +313,7 @@ class Manifest:
 
     def write(self) -> None:
         doc = dict(self.data, points=list(self.data["points"].values()))
-        write_atomic(self.path, (json.dumps(doc, indent=1) + "\n").encode())
+        atomic_write_bytes(self.path, (json.dumps(doc, indent=1) + "\n").encode())
 
 
 def read_manifest(out_dir: Path) -> dict[str, Any] | None:
@@ -688,7 +665,7 @@ def _sweep(base, grid, points, out, done, todo, jobs, executor, emit_event, shou
             summary = r.summary
             if r.data is not None:  # from a Ray worker: the driver writes the file
                 path = out / f"{r.name}.npz"
-                write_atomic(path, r.data)
+                atomic_write_bytes(path, r.data)
                 summary = dict(summary or {}, output=str(path))
             pr = PointResult(r.name, r.status, r.message, summary)
             result.results[r.name] = pr
