@@ -75,12 +75,16 @@ class _Published:
 
 
 class BackgroundCompile:
-    """Calls ``fn(*args)`` once on another thread, to have it traced and compiled while the caller
-    goes on (training, on the other core); the result is thrown away. ``wait()`` before the real
+    """Traces ``fn`` for ``args``, then calls it once on another thread, to have it compiled while
+    the caller goes on (training, on the other core); the result is thrown away. ``wait()`` before the real
     call, which then finds the program compiled. Not a daemon thread: the interpreter waits for it
     rather than tearing TensorFlow down under it."""
 
     def __init__(self, fn, device: str, *args):
+        # Traced here, in order: traced on the thread, the program's name would depend on what the
+        # caller traced meanwhile, and the on-disk cache would miss it in the next process.
+        with tf.device(device):
+            fn.get_concrete_function(*args)
         self._thread = threading.Thread(target=self._run, args=(fn, device, args), name="echo-rnn-compile")
         self._thread.start()
 
