@@ -132,11 +132,20 @@ class Point:
         return self.name + ".npz"
 
 
+#: More runs than this in one sweep is surely a typo (and would take days).
+MAX_POINTS = 100_000
+
+
 def expand_grid(base: Config, grid: Mapping[str, Sequence[Any]], seeds: int = 1) -> list[Point]:
     """Every combination of the grid's values (last key fastest), each with ``seeds`` seeds
     ``base.seed .. base.seed + seeds - 1``; every point's config is validated before it is returned."""
     if seeds < 1:
         raise ConfigError(f"--seeds must be at least 1, got {seeds}")
+    count = math.prod(len(v) for v in grid.values()) * seeds
+    if count > MAX_POINTS:
+        # Checked before any point is built: expanding a huge grid would hang for minutes.
+        raise ConfigError(f"--grid and --seeds {seeds} make {count:,} runs; allowed: at most {MAX_POINTS:,} "
+                          f"in one sweep (split it into several)")
     if "seed" in grid and seeds > 1:
         raise ConfigError("--grid seed and --seeds both choose seeds; give one of them")
     for key, values in grid.items():

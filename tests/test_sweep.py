@@ -92,6 +92,13 @@ def test_expand_grid_every_combination_with_seeds_and_names():
     assert {q.name for q in swapped} == {q.name for q in points}
 
 
+def test_a_sweep_of_absurd_size_is_refused_before_expanding():
+    start = time.monotonic()
+    with pytest.raises(ConfigError, match="make 200,000,000 runs; allowed: at most 100,000"):
+        expand_grid(Config(**SMALL), {"echo_step": [1, 2]}, seeds=100_000_000)
+    assert time.monotonic() - start < 1
+
+
 def test_point_names_are_safe_and_bounded():
     assert point_name({"learning_rate": 1e-05, "optimizer": "adam", "seed": 0}) == \
         "learning_rate=1e-05_optimizer=adam_seed=0"
