@@ -366,7 +366,8 @@ def training_figure(run: Run, rows: int | None = None, step: int | None = None, 
     has_snapshots = run.snapshot_window.size > 0
     k = snapshot_index(run, step) if has_snapshots else None
     fig = _new_figure(figure, rows if has_snapshots else 0)
-    planned = max(run.config.epochs, run.epochs_completed) * run.config.windows_per_epoch
+    # The windows trained, not those planned: a long run stopped early would be a sliver otherwise.
+    planned = max(run.loss.size, run.config.windows_per_epoch)
     panels = TrainingPanels(fig, run.config, rows if has_snapshots else 0, log, planned)
     panels.show_loss(run.loss)
     if k is not None:
@@ -470,7 +471,8 @@ def animate(run: Run, path: str | os.PathLike, fps: int = 10, rows: int | None =
     order = animation_frames(run, frames)
     fig = _new_figure(None, rows)
     fig.set_dpi(dpi)
-    planned = max(run.config.epochs, run.epochs_completed) * run.config.windows_per_epoch
+    # The windows trained, not those planned: a long run stopped early would be a sliver otherwise.
+    planned = max(run.loss.size, run.config.windows_per_epoch)
     panels = TrainingPanels(fig, run.config, rows, log, planned)
     panels.show_loss(run.loss)  # legend entries for all the run will show (a divergence, say)
     _title(fig, run, name)
