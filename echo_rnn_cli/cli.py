@@ -179,13 +179,6 @@ def config_options(f):
     return f
 
 
-def config_from_flags(config_file, flags: dict, base: Config | None = None) -> Config:
-    try:
-        return resolve(config_file, flags, base=base)
-    except ConfigError as e:
-        raise UserError(str(e)) from None
-
-
 def seed_outputs(output: Path, seeds: list[int]) -> list[Path]:
     """run.npz -> run-seed0.npz, run-seed1.npz, ... when several seeds train together."""
     if len(seeds) == 1:
@@ -213,13 +206,11 @@ def train(config_file, output, seeds, resume, as_json, quiet, live, **flags):
     if resume is not None:
         if seeds != 1:
             raise UserError("--resume continues one run; it cannot be combined with --seeds")
-        try:
-            resumed = load_run(resume)
-        except RunFileError as e:
-            raise UserError(str(e)) from None
+        resumed = load_run(resume)
         if not click.get_current_context().get_parameter_source("output").name == "COMMANDLINE":
             output = resume
-    config = config_from_flags(config_file, flags, base=resumed.config if resumed else None)
+    # ConfigError and RunFileError reach EchoGroup.main, which makes them one line and exit 2.
+    config = resolve(config_file, flags, base=resumed.config if resumed else None)
     if resumed is not None:
         from .trainer import check_resume  # no TensorFlow yet: a refused resume costs nothing
 
@@ -227,18 +218,12 @@ def train(config_file, output, seeds, resume, as_json, quiet, live, **flags):
             check_resume(resumed, config)
         except ConfigError as e:
             raise UserError(f"--resume {str(resume)!r}: {e}") from None
-    try:
-        check_models(config, seeds)
-    except ConfigError as e:
-        raise UserError(str(e)) from None
+    check_models(config, seeds)
     seed_list = [config.seed + k for k in range(seeds)]
     configs = [config.replace(seed=s) for s in seed_list]
     outputs = seed_outputs(output, seed_list)
     for path in outputs:
-        try:
-            check_writable(path)
-        except RunFileError as e:
-            raise UserError(str(e)) from None
+        check_writable(path)
 
     from .interrupts import stop_on_signals
     from .progress import make_reporter, stderr_console
@@ -267,8 +252,6 @@ def train(config_file, output, seeds, resume, as_json, quiet, live, **flags):
             runs = train_many(configs, on_epoch=on_epoch, should_stop=stop,
                               resumes=[resumed] if resumed else None, warn=warn)
         except DeviceError as e:
-            raise UserError(str(e)) from None
-        except ConfigError as e:
             raise UserError(str(e)) from None
         finally:
             reporter.stop()

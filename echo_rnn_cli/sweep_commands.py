@@ -14,8 +14,8 @@ from pathlib import Path
 
 import click
 
-from .cli import EXIT_FAILURE, EXIT_OK, UserError, config_from_flags, config_options
-from .config import ConfigError, flag_name
+from .cli import EXIT_FAILURE, EXIT_OK, UserError, config_options
+from .config import ConfigError, flag_name, resolve
 
 # ---------------------------------------------------------------- progress
 
@@ -182,11 +182,11 @@ def _base_config(config_file, flags: dict, grid: dict):
     default window longer than a short series, say), the grid's first point stands in for them;
     every point is validated on its own afterwards."""
     try:
-        return config_from_flags(config_file, flags)
-    except UserError:
+        return resolve(config_file, flags)
+    except ConfigError:
         if not grid:
             raise
-    return config_from_flags(config_file, {**flags, **{k: v[0] for k, v in grid.items()}})
+    return resolve(config_file, {**flags, **{k: v[0] for k, v in grid.items()}})
 
 
 def _json_line(point, result, out_dir: Path) -> str:
@@ -236,20 +236,14 @@ def sweep(config_file, grid_specs, seeds, out_dir, jobs, executor, ray_address, 
     from . import sweep as sw
 
     executor = executor.lower()
-    try:
-        grid = sw.parse_grid(grid_specs)
-    except ConfigError as e:
-        raise UserError(str(e)) from None
+    grid = sw.parse_grid(grid_specs)  # a ConfigError is one line and exit 2 (EchoGroup.main)
     for key in grid:
         if flags.get(key) is not None:
             raise UserError(f"{flag_name(key)} and --grid {key} both set {key}; give one of them")
     if ray_address is not None and executor != "ray":
         raise UserError("--ray-address applies to --executor ray")
     base = _base_config(config_file, flags, grid)
-    try:
-        points = sw.expand_grid(base, grid, seeds)
-    except ConfigError as e:
-        raise UserError(str(e)) from None
+    points = sw.expand_grid(base, grid, seeds)
     by_name = {p.name: p for p in points}
 
     from .interrupts import stop_on_signals
@@ -275,8 +269,6 @@ def sweep(config_file, grid_specs, seeds, out_dir, jobs, executor, ray_address, 
         try:
             result = sw.run_sweep(base, grid, seeds=seeds, out_dir=out_dir, jobs=jobs, executor=executor,
                                   on_event=on_event, should_stop=stop, ray_address=ray_address)
-        except ConfigError as e:
-            raise UserError(str(e)) from None
         finally:
             progress.stop()
 
