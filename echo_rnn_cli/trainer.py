@@ -7,7 +7,6 @@ program (``train_many``); each gets its own Run, the same as training it alone w
 from __future__ import annotations
 
 import datetime as _dt
-import math
 import platform
 import time
 import warnings
@@ -112,7 +111,7 @@ def train_many(configs: Sequence[Config], *, on_epoch: Callback | None = None,
                warn: Callable[[str], None] | None = None) -> list[Run]:
     """Train models that share shapes together, one compiled program for all; a Run for each.
 
-    Models may differ in seed, learning_rate and echo_step. ``should_stop`` is polled between
+    Models may differ only in ``config.PER_MODEL_KEYS`` (seed, learning_rate, echo_step, init). ``should_stop`` is polled between
     epochs: when it turns true the runs end with status 'interrupted'. A model whose loss turns
     non-finite stops with status 'diverged' (the others go on).
     """
@@ -287,14 +286,9 @@ class _Trace:
         self.snap_p.append(p)
 
     def to_run(self, c: Config, prev: Run | None) -> Run:
-        def cat(parts, before, dtype):
+        def cat(parts, before, dtype, tail_shape=()):
             arrays = ([before] if before is not None else []) + parts
-            return np.concatenate(arrays).astype(dtype) if arrays else np.zeros(0, dtype)
-
-        def cat_snap(parts, before, tail_shape, dtype):
-            arrays = ([before] if before is not None else []) + [a for a in parts]
-            return (np.concatenate(arrays).astype(dtype) if arrays
-                    else np.zeros((0, *tail_shape), dtype))
+            return np.concatenate(arrays).astype(dtype) if arrays else np.zeros((0, *tail_shape), dtype)
 
         shape = (c.batch_size, c.truncated_backprop_length)
         return Run(
@@ -304,10 +298,10 @@ class _Trace:
             epoch=cat(self.epoch, prev.epoch if prev else None, np.int32),
             epoch_seconds=cat([np.array(self.seconds, np.float64)], prev.epoch_seconds if prev else None, np.float64),
             snapshot_window=cat(self.snap_window, prev.snapshot_window if prev else None, np.int64),
-            snapshot_inputs=cat_snap(self.snap_x, prev.snapshot_inputs if prev else None, shape, np.int32),
-            snapshot_targets=cat_snap(self.snap_y, prev.snapshot_targets if prev else None, shape, np.int32),
-            snapshot_probs=cat_snap(self.snap_p, prev.snapshot_probs if prev else None,
-                                    (*shape, c.num_classes), np.float32),
+            snapshot_inputs=cat(self.snap_x, prev.snapshot_inputs if prev else None, np.int32, shape),
+            snapshot_targets=cat(self.snap_y, prev.snapshot_targets if prev else None, np.int32, shape),
+            snapshot_probs=cat(self.snap_p, prev.snapshot_probs if prev else None, np.float32,
+                               (*shape, c.num_classes)),
         )
 
 
@@ -319,10 +313,3 @@ def eval_inputs(configs: Sequence[Config]):
     return (tf.constant(np.stack([e[0] for e in evals], 1)), tf.constant(np.stack([e[1] for e in evals], 1)),
             tf.constant(np.stack([eval_weights(c) for c in configs], axis=1)))
 
-
-def evaluate_accuracy_floor(c: Config) -> float:
-    """The best held-out accuracy possible: targets at row starts echo the previous row's end,
-    which the state never saw (the tutorial's spikes), so they are guesses."""
-    unseen = (c.batch_size - 1) * min(c.echo_step, c.row_length)
-    counted = c.batch_size * c.windows_per_epoch * c.truncated_backprop_length - c.echo_step
-    return 1.0 - unseen * (1 - 1 / c.num_classes) / max(counted, 1) if counted > 0 else math.nan
