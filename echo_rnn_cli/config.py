@@ -65,6 +65,12 @@ class Config:
 
 
 FIELD_TYPES = {f.name: f.type for f in fields(Config)}
+
+
+def program_key(c: Config) -> tuple:
+    """Settings that shape the compiled program; configs equal here can train together in one
+    program (the only place this rule lives: the trainer and the sweep's grouping both use it)."""
+    return tuple(v for k, v in sorted(c.to_dict().items()) if k not in PER_MODEL_KEYS)
 INT_KEYS = tuple(k for k, t in FIELD_TYPES.items() if t == "int")
 
 

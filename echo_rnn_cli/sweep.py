@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from .config import FIELD_TYPES, PER_MODEL_KEYS, Config, ConfigError, config_warnings, validate
+from .config import program_key, FIELD_TYPES, PER_MODEL_KEYS, Config, ConfigError, config_warnings, validate
 from .files import atomic_write_bytes
 from .runs import RunFileError, load_run
 
@@ -181,10 +181,6 @@ def learnability_warnings(points: Sequence[Point]) -> list[str]:
     return [f"echo_step >= truncated_backprop_length in {len(unlearnable)} of {len(points)} points: no window "
             f"holds a symbol and its echo, so those cannot learn it (expected in a learnability sweep)"]
 
-
-def program_key(c: Config) -> tuple:
-    """Settings that shape the compiled program (the trainer's rule, without importing it)."""
-    return tuple(v for k, v in sorted(c.to_dict().items()) if k not in PER_MODEL_KEYS)
 
 
 def make_tasks(points: Sequence[Point], workers: int) -> list[list[Point]]:

@@ -16,7 +16,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from . import __version__
-from .config import PER_MODEL_KEYS, RESUMABLE_CHANGES, Config, ConfigError, config_warnings
+from .config import program_key, PER_MODEL_KEYS, RESUMABLE_CHANGES, Config, ConfigError, config_warnings
 from .data import INIT_STREAM, epoch_data, eval_data, eval_weights, rng_for
 from .runs import Run
 
@@ -54,10 +54,6 @@ class EpochReport:
 
 Callback = Callable[[EpochReport], None]
 
-
-def program_key(c: Config) -> tuple:
-    """Settings that shape the compiled program; configs equal here can train together."""
-    return tuple(v for k, v in sorted(c.to_dict().items()) if k not in PER_MODEL_KEYS)
 
 
 def resolve_device(name: str) -> str:
