@@ -19,7 +19,7 @@ import numpy as np
 
 from .config import FIELD_TYPES
 from .summary import Row, varying_keys
-from .sweep import format_value
+from .sweep.grid import format_value
 
 #: Settings named under the title (those the axes do not show), so a figure says what was trained.
 _FIXED_SHOWN = (("epochs", "epochs"), ("total_series_length", "series"), ("state_size", "state"),

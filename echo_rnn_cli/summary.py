@@ -17,7 +17,8 @@ from typing import Any, Iterable, Sequence
 
 from .config import FIELD_TYPES
 from .runs import RunFileError, load_run
-from .sweep import key_order, read_manifest
+from .sweep.grid import key_order
+from .sweep.manifest import read_manifest
 
 FORMATS = ("table", "csv", "json")
 #: Result columns after the config keys, in this order, in CSV and JSON.

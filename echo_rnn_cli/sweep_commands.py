@@ -21,7 +21,7 @@ from .config import ConfigError, flag_name, resolve
 
 
 def _settings_text(settings: dict) -> str:
-    from .sweep import format_value, key_order
+    from .sweep.grid import format_value, key_order
 
     return " ".join(f"{k}={format_value(settings[k])}" for k in key_order(settings))
 

@@ -26,8 +26,9 @@ from echo_rnn_cli.cli import cli
 from echo_rnn_cli.config import FIELD_TYPES, ConfigError
 from echo_rnn_cli.heatmap import HeatmapError, cell_text, heatmap_data, heatmap_figure
 from echo_rnn_cli.summary import RESULT_KEYS, collect
-from echo_rnn_cli.sweep import (MANIFEST, expand_grid, make_tasks, parse_grid, point_name, read_manifest,
-                                run_sweep)
+from echo_rnn_cli.sweep.grid import expand_grid, parse_grid, point_name
+from echo_rnn_cli.sweep.manifest import read_manifest
+from echo_rnn_cli.sweep.run import make_tasks, run_sweep
 from tests.conftest import SMALL, small_flags
 
 GRID = ["--grid", "echo_step=1,2", "--grid", "truncated_backprop_length=5,15"]

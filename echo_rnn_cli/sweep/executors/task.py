@@ -1,0 +1,76 @@
+"""The unit of work of a sweep's executors: a group of points one ``train_many`` call trains."""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ...config import Config
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+@dataclass
+class Task:
+    """Points trained by one ``train_many`` call. ``out_dir`` None: return the run files' bytes
+    (a Ray worker may not share the driver's disk)."""
+
+    names: list[str]
+    configs: list[Config]
+    out_dir: str | None
+
+
+@dataclass
+class TaskResult:
+    name: str
+    status: str
+    message: str
+    summary: dict[str, Any] | None
+    data: bytes | None = None
+
+
+#: ``emit(i, results)``: task ``i`` ended with these results.
+Emit = Callable[[int, list[TaskResult]], None]
+
+
+def train_task(task: Task, should_stop: Callable[[], bool] | None = None,
+               on_epoch: Callable[[Any], None] | None = None) -> list[TaskResult]:
+    """Train a task's points together; write (or return) their run files."""
+    # Several workers may share one GPU: TensorFlow would otherwise map all its memory to the first.
+    os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
+    from ...runs import save_run
+    from ...trainer import train_many
+
+    # The sweep warns once for all points; per-run warnings would repeat it for every group.
+    runs = train_many(task.configs, should_stop=should_stop, on_epoch=on_epoch, warn=lambda m: None)
+    out = []
+    for name, run in zip(task.names, runs, strict=True):
+        if task.out_dir is not None:
+            path = Path(task.out_dir) / f"{name}.npz"
+            save_run(run, path)
+            out.append(TaskResult(name, run.status, run.message, run.summary(str(path))))
+        else:
+            with tempfile.TemporaryDirectory() as tmp:
+                path = save_run(run, Path(tmp) / f"{name}.npz")
+                data = path.read_bytes()
+            out.append(TaskResult(name, run.status, run.message, run.summary(None), data))
+    return out
+
+
+def error_results(task: Task, message: str) -> list[TaskResult]:
+    return [TaskResult(n, "error", message, None) for n in task.names]
+
+
+def describe(e: BaseException) -> str:
+    """One line: the exception's type and first line (a Ray task error: the error it wraps)."""
+    cause = getattr(e, "cause", None)
+    if isinstance(cause, BaseException) and cause is not e:
+        e = cause
+    text = _ANSI.sub("", str(e)).strip()
+    text = text.splitlines()[0] if text else ""
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__

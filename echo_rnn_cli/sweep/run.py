@@ -1,0 +1,176 @@
+"""The sweep itself: check everything, group the points into tasks, hand them to an executor, and
+record each result (run file, ``sweep.json``, an event) as it comes back."""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..config import Config, ConfigError, program_key
+from ..files import atomic_write_bytes
+from .executors.local import default_jobs, run_here, run_pool
+from .executors.ray import cluster_cpus, connect_ray, disconnect_ray, import_ray, resolve_ray_address, run_ray
+from .executors.task import Task, TaskResult
+from .grid import Point, expand_grid
+from .manifest import Manifest, PointResult, finished_points
+
+EXECUTORS = ("local", "ray")
+
+
+@dataclass(frozen=True)
+class SweepEvent:
+    """What ``on_event`` gets. kind: 'planned' (every point, before any training; ``skipped``: those
+    finished by an earlier run, each then reported 'finished' with ``result.skipped``), 'started'
+    (``names`` began training), 'epoch' (progress of ``names``: ``epoch`` of ``epochs``, mean
+    ``loss`` and ``accuracy``), 'finished' (``result`` for one point)."""
+
+    kind: str
+    names: tuple[str, ...] = ()
+    result: PointResult | None = None
+    epoch: int = 0
+    epochs: int = 0
+    loss: float = math.nan
+    accuracy: float = math.nan
+    skipped: tuple[str, ...] = ()
+
+
+@dataclass
+class SweepResult:
+    points: list[Point]
+    results: dict[str, PointResult] = field(default_factory=dict)
+    interrupted: bool = False
+    wall_seconds: float = 0.0
+
+    @property
+    def failed(self) -> list[PointResult]:
+        return [self.results[p.name] for p in self.points if p.name in self.results and self.results[p.name].failed]
+
+    @property
+    def unfinished(self) -> list[Point]:
+        return [p for p in self.points if p.name not in self.results or self.results[p.name].status != "completed"]
+
+
+def make_tasks(points: Sequence[Point], workers: int) -> list[list[Point]]:
+    """Group points that one compiled program can train together; split the largest groups while
+    there are fewer groups than workers. Largest first, so the long tasks start early."""
+    groups: dict[tuple, list[Point]] = {}
+    for p in points:
+        groups.setdefault(program_key(p.config), []).append(p)
+    tasks = list(groups.values())
+    while len(tasks) < workers:
+        big = max(tasks, key=len, default=None)
+        if big is None or len(big) < 2:
+            break
+        tasks.remove(big)
+        half = (len(big) + 1) // 2
+        tasks += [big[:half], big[half:]]
+    return sorted(tasks, key=lambda t: -len(t) * t[0].config.epochs * t[0].config.total_series_length)
+
+
+def prepare(base: Config, grid: Mapping[str, Sequence[Any]], seeds: int, out_dir: str | os.PathLike
+            ) -> tuple[list[Point], Path, dict[str, PointResult]]:
+    """Everything checked before any training: the points, the folder, what is done already."""
+    points = expand_grid(base, grid, seeds)
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out-dir {str(out)!r} is a file, not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".probe.", dir=out)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise ConfigError(f"--out-dir {str(out)!r} cannot be written: {e.strerror or e}") from None
+    return points, out, finished_points(points, out)
+
+
+def run_sweep(base: Config, grid: Mapping[str, Sequence[Any]], seeds: int = 1,
+              out_dir: str | os.PathLike = "sweep", jobs: int | None = None, executor: str = "local",
+              on_event: Callable[[SweepEvent], None] | None = None,
+              should_stop: Callable[[], bool] | None = None, ray_address: str | None = None) -> SweepResult:
+    """Train every point of ``grid`` (a dict key -> values) over ``base``, ``seeds`` seeds each, into
+    ``out_dir`` (one run file per point, named by :func:`~echo_rnn_cli.sweep.grid.point_name`, and
+    ``sweep.json``).
+
+    Points already finished there are skipped. A point that fails (diverges, or its training
+    raises) does not stop the others; see ``SweepResult.failed``. ``should_stop`` is polled
+    throughout: when it turns true, running points stop at their next epoch (saved as
+    'interrupted'), no new ones start, and the result has ``interrupted`` set."""
+    if executor not in EXECUTORS:
+        raise ConfigError(f"--executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
+    if jobs is not None and jobs < 1:
+        raise ConfigError(f"--jobs must be at least 1, got {jobs}")
+    if executor == "ray" and not import_ray().is_initialized():
+        resolve_ray_address(ray_address)  # before anything is written
+    points, out, done = prepare(base, grid, seeds, out_dir)
+    emit_event = on_event or (lambda e: None)
+    should_stop = should_stop or (lambda: False)
+    t0 = time.perf_counter()
+    todo = [p for p in points if p.name not in done]
+    connected = False
+    if executor == "ray" and todo:
+        connected = connect_ray(ray_address)  # before anything is written: a wrong address changes nothing
+        if jobs is None:
+            jobs = cluster_cpus()
+    try:
+        return _sweep(base, grid, points, out, done, todo, jobs or default_jobs(), executor, emit_event,
+                      should_stop, t0)
+    finally:
+        if connected:
+            disconnect_ray()
+
+
+def _sweep(base, grid, points, out, done, todo, jobs, executor, emit_event, should_stop, t0) -> SweepResult:
+    groups = make_tasks(todo, jobs)
+    tasks = [Task([p.name for p in g], [p.config for p in g], None if executor == "ray" else str(out))
+             for g in groups]
+
+    result = SweepResult(points, dict(done))
+    manifest = Manifest(out, base, grid, points, executor)
+    for r in done.values():
+        manifest.update(r)
+    emit_event(SweepEvent("planned", tuple(p.name for p in points), skipped=tuple(done)))
+    for r in done.values():
+        emit_event(SweepEvent("finished", (r.name,), r))
+
+    def started(i: int) -> None:
+        emit_event(SweepEvent("started", tuple(tasks[i].names)))
+
+    def progress(i: int, epoch: int, epochs: int, loss: float, accuracy: float) -> None:
+        emit_event(SweepEvent("epoch", tuple(tasks[i].names), epoch=epoch, epochs=epochs, loss=loss,
+                              accuracy=accuracy))
+
+    def emit(i: int, results: list[TaskResult]) -> None:
+        for r in results:
+            summary = r.summary
+            if r.data is not None:  # from a Ray worker: the driver writes the file
+                path = out / f"{r.name}.npz"
+                atomic_write_bytes(path, r.data)
+                summary = dict(summary or {}, output=str(path))
+            pr = PointResult(r.name, r.status, r.message, summary)
+            result.results[r.name] = pr
+            manifest.update(pr)
+            emit_event(SweepEvent("finished", (r.name,), pr))
+
+    _execute(executor, tasks, jobs, emit, started, progress, should_stop)
+    result.interrupted = should_stop() or any(r.status == "interrupted" for r in result.results.values())
+    result.wall_seconds = time.perf_counter() - t0
+    return result
+
+
+def _execute(executor: str, tasks: list[Task], jobs: int, emit, started, progress, should_stop) -> None:
+    """Hand the tasks to the executor; one worker (or one task) trains in this process."""
+    if not tasks:
+        return
+    if executor == "ray":
+        run_ray(tasks, jobs, emit, started, should_stop)
+    elif min(jobs, len(tasks)) == 1:
+        run_here(tasks, emit, started, progress, should_stop)
+    else:
+        run_pool(tasks, jobs, emit, started, progress, should_stop)
