@@ -383,6 +383,21 @@ def test_summary_and_heatmap_never_import_tensorflow(swept, tmp_path):
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, env=ENV, timeout=120)
 
 
+def test_summary_and_heatmap_load_only_the_sweep_grid_and_manifest():
+    """They need three small helpers: not the executors (Ray, process pools), which load only when a
+    sweep runs; the package's documented names still import from ``echo_rnn_cli.sweep``."""
+    code = (
+        "import sys\nimport echo_rnn_cli.summary, echo_rnn_cli.heatmap\n"
+        "loaded = sorted(m for m in sys.modules if m.startswith('echo_rnn_cli.sweep'))\n"
+        "assert loaded == ['echo_rnn_cli.sweep', 'echo_rnn_cli.sweep.grid', 'echo_rnn_cli.sweep.manifest'], loaded\n"
+        "heavy = {'ray', 'multiprocessing', 'concurrent.futures', 'tensorflow'} & set(sys.modules)\n"
+        "assert not heavy, heavy\n"
+        "from echo_rnn_cli.sweep import expand_grid, run_sweep\n"
+        "from echo_rnn_cli.sweep import grid, run\n"
+        "assert run_sweep is run.run_sweep and expand_grid is grid.expand_grid\n")
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, env=ENV, timeout=120)
+
+
 # ---------------------------------------------------------------- failures and bad input
 
 
