@@ -285,7 +285,8 @@ def train(config_file, output, seeds, resume, as_json, quiet, live, **flags):
 
 def _live_figure(config: Config, warn):
     """The live figure of --live, or None (with one warning) where no window can open."""
-    from .plotting import LiveFigure, display_problem
+    from .figures.common import display_problem
+    from .figures.live import LiveFigure
 
     problem = display_problem()
     if problem is not None:

@@ -6,7 +6,7 @@ Modes, chosen by the arguments and flags (see ``_mode``):
 * several runs: their loss curves overlaid, ``compare.png`` beside the first or ``--output``;
 * ``--animate FILE``: a replay of one run's snapshots (GIF, or MP4 where ffmpeg exists);
 * ``--heatmap DIR --x KEY --y KEY``: a sweep's held-out accuracy over two settings, averaged over
-  seeds, ``DIR/heatmap.png`` or ``--output`` (the figure is ``heatmap.heatmap_figure``).
+  seeds, ``DIR/heatmap.png`` or ``--output`` (the figure is ``figures.heatmap.heatmap_figure``).
 
 ``--show`` opens the figure in a window instead of writing the default file. A new mode (a sweep's
 heatmap, say) adds its options to the decorators, a branch in ``_mode`` (where RUNS may then be
@@ -74,7 +74,7 @@ def _mode(runs: tuple[Path, ...], animation: Path | None, heatmap: Path | None =
 
 
 def _output_path(output: Path | None, default: Path) -> Path:
-    from .plotting import PlotError, figure_format
+    from .figures.common import PlotError, figure_format
     from .runs import RunFileError, check_writable
 
     path = output if output is not None else default
@@ -134,7 +134,7 @@ def plot(runs, output, rows, step, log_scale, dpi, animation, heatmap, x, y, fps
       echo-rnn plot run.npz --animate replay.gif
       echo-rnn plot --heatmap sweep --x truncated_backprop_length --y echo_step
     """
-    from .plotting import PlotError
+    from .figures.common import PlotError
 
     mode = _mode(runs, animation, heatmap)
     started = time.perf_counter()
@@ -152,7 +152,9 @@ def plot(runs, output, rows, step, log_scale, dpi, animation, heatmap, x, y, fps
 
 
 def _plot_still(mode, paths, output, rows, step, log_scale, dpi, show, quiet) -> None:
-    from .plotting import comparison_figure, display_problem, save_figure, training_figure
+    from .figures.common import display_problem, save_figure
+    from .figures.compare import comparison_figure
+    from .figures.training import training_figure
 
     runs, names = _load(paths)
     default = (paths[0].with_suffix(".png") if mode == "one" else paths[0].parent / "compare.png")
@@ -198,7 +200,9 @@ def _plot_still(mode, paths, output, rows, step, log_scale, dpi, show, quiet) ->
 
 
 def _plot_animation(path, target, output, rows, step, log_scale, dpi, still_dpi, fps, frames, quiet) -> None:
-    from .plotting import require_windows, animate, animation_format, save_figure, training_figure
+    from .figures.animation import animate, animation_format
+    from .figures.common import require_windows, save_figure
+    from .figures.training import training_figure
     from .runs import RunFileError, check_writable
 
     if step is not None:
@@ -219,8 +223,8 @@ def _plot_animation(path, target, output, rows, step, log_scale, dpi, still_dpi,
 
 
 def _plot_heatmap(folder: Path, x: str, y: str, output: Path | None, dpi: int, show: bool, quiet: bool) -> None:
-    from .heatmap import HeatmapError, heatmap_figure
-    from .plotting import display_problem, save_figure
+    from .figures.common import display_problem, save_figure
+    from .figures.heatmap import HeatmapError, heatmap_figure
     from .summary import collect
 
     default = folder / "heatmap.png"

@@ -10,8 +10,11 @@ from PIL import Image
 
 from echo_rnn_cli import Config, Run, load_run, save_run, train
 from echo_rnn_cli.cli import cli
-from echo_rnn_cli.plotting import (HEIGHTS, LiveFigure, animation_frames, comparison_figure, differing_labels,
-                                   ffmpeg_path, snapshot_index, training_figure)
+from echo_rnn_cli.figures.animation import animation_frames, ffmpeg_path
+from echo_rnn_cli.figures.common import HEIGHTS, snapshot_index
+from echo_rnn_cli.figures.compare import comparison_figure, differing_labels
+from echo_rnn_cli.figures.live import LiveFigure
+from echo_rnn_cli.figures.training import training_figure
 from tests.conftest import SMALL, small_flags
 
 #: Three epochs of 20 windows: snapshots at windows 0, 20 and 40.

@@ -24,7 +24,7 @@ from PIL import Image
 from echo_rnn_cli import Config, load_run
 from echo_rnn_cli.cli import cli
 from echo_rnn_cli.config import FIELD_TYPES, ConfigError
-from echo_rnn_cli.heatmap import HeatmapError, cell_text, heatmap_data, heatmap_figure
+from echo_rnn_cli.figures.heatmap import HeatmapError, cell_text, heatmap_data, heatmap_figure
 from echo_rnn_cli.summary import RESULT_KEYS, collect
 from echo_rnn_cli.sweep.grid import expand_grid, parse_grid, point_name
 from echo_rnn_cli.sweep.manifest import read_manifest
@@ -376,7 +376,7 @@ def test_summary_and_heatmap_never_import_tensorflow(swept, tmp_path):
         f"             ['plot', '--heatmap', {str(out)!r}, '--x', 'echo_step', '--y', 'truncated_backprop_length',\n"
         f"              '-o', {str(tmp_path / 'cli.png')!r}]):\n"
         "    try:\n        cli.main(args)\n    except SystemExit as e:\n        assert e.code == 0, e.code\n"
-        "from echo_rnn_cli.summary import collect\nfrom echo_rnn_cli.heatmap import heatmap_figure\n"
+        "from echo_rnn_cli.summary import collect\nfrom echo_rnn_cli.figures.heatmap import heatmap_figure\n"
         f"heatmap_figure(collect([{str(out)!r}]).rows, 'truncated_backprop_length', 'echo_step')"
         f".savefig({str(tmp_path / 'h.png')!r})\n"
         "assert 'tensorflow' not in sys.modules, 'tensorflow was imported'\n")
@@ -387,7 +387,7 @@ def test_summary_and_heatmap_load_only_the_sweep_grid_and_manifest():
     """They need three small helpers: not the executors (Ray, process pools), which load only when a
     sweep runs; the package's documented names still import from ``echo_rnn_cli.sweep``."""
     code = (
-        "import sys\nimport echo_rnn_cli.summary, echo_rnn_cli.heatmap\n"
+        "import sys\nimport echo_rnn_cli.summary, echo_rnn_cli.figures.heatmap\n"
         "loaded = sorted(m for m in sys.modules if m.startswith('echo_rnn_cli.sweep'))\n"
         "assert loaded == ['echo_rnn_cli.sweep', 'echo_rnn_cli.sweep.grid', 'echo_rnn_cli.sweep.manifest'], loaded\n"
         "heavy = {'ray', 'multiprocessing', 'concurrent.futures', 'tensorflow'} & set(sys.modules)\n"

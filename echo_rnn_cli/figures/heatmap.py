@@ -4,7 +4,7 @@ Matplotlib only, never TensorFlow; draws on a bare ``Figure`` (no pyplot state).
 ``summary.collect`` so a notebook does what ``echo-rnn plot --heatmap`` does::
 
     from echo_rnn_cli.summary import collect
-    from echo_rnn_cli.heatmap import heatmap_figure
+    from echo_rnn_cli.figures.heatmap import heatmap_figure
     heatmap_figure(collect(["sweep"]).rows, "truncated_backprop_length", "echo_step")
 """
 
@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import math
 import textwrap
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
-from .config import FIELD_TYPES
-from .summary import Row, varying_keys
-from .sweep.grid import format_value
+from ..config import FIELD_TYPES
+from ..summary import Row, varying_keys
+from ..sweep.grid import format_value
 
 #: Settings named under the title (those the axes do not show), so a figure says what was trained.
 _FIXED_SHOWN = (("epochs", "epochs"), ("total_series_length", "series"), ("state_size", "state"),
