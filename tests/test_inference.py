@@ -1,8 +1,10 @@
 """The NumPy network: symbols in, echo out, agreeing with what the trainer computed."""
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -31,7 +33,9 @@ def test_importing_inference_does_not_import_tensorflow():
             "'W2': np.ones((2, 2), 'f4'), 'b2': np.zeros(2, 'f4')}; "
             "inference.run_network(w, cell='rnn', num_layers=1, num_classes=2, symbols=[0, 1, 1]); "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    root = Path(__file__).resolve().parents[1]  # this checkout's package, whatever is installed
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root,
+                         env=os.environ | {"PYTHONPATH": str(root)})
     assert out.stdout.strip() == "[]"
 
 
