@@ -1,0 +1,265 @@
+"""Use a trained network: feed it symbols and read its echo, with NumPy alone.
+
+No TensorFlow here (``echo-rnn echo`` starts in a fraction of a second): the cells are written out
+in float32 NumPy exactly as Keras defines them (see CONTRACT for cells, layers and weight names), so
+the numbers agree with the trainer's and with an exported Keras model up to float32 rounding.
+
+Symbols on the command line: for up to 10 classes, one digit per symbol (``0110100111``; commas and
+spaces between them are allowed and ignored); for more classes, whole numbers separated by commas or
+spaces (``0,11,3`` or ``"0 11 3"``), since ``11`` written as digits would be ambiguous.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+CELLS = ("rnn", "lstm", "gru")
+GATES = {"rnn": 1, "lstm": 4, "gru": 3}
+#: Format-1 run files name layer 0 of the tutorial's network by its old names.
+LEGACY_NAMES = {"Wx": "kernel_0", "Ws": "recurrent_0", "b": "bias_0"}
+MAX_DIGIT_CLASSES = 10
+
+
+class SequenceError(ValueError):
+    """Symbols that cannot be fed to the network; the message is one line meant for the user."""
+
+
+class WeightsError(ValueError):
+    """A run whose weights cannot be used (diverged, missing, wrong shape); one line for the user."""
+
+
+@dataclass
+class Trace:
+    """One pass over a sequence: probs [T, C]; h[l] (and for lstm c[l]) [T, S] per layer l."""
+
+    probs: np.ndarray
+    h: list[np.ndarray]
+    c: list[np.ndarray] | None = None
+
+    @property
+    def prediction(self) -> np.ndarray:
+        return np.argmax(self.probs, axis=-1).astype(np.int32)
+
+
+@dataclass
+class EchoResult:
+    """The network's echo of one sequence. ``accuracy`` counts the steps from ``echo_step`` on (the
+    earlier targets are zeros by construction, not an echo); None when the sequence is too short."""
+
+    input: np.ndarray
+    target: np.ndarray
+    prediction: np.ndarray
+    correct: np.ndarray
+    accuracy: float | None
+    echo_step: int
+    num_classes: int
+    trace: Trace
+
+    def to_json(self) -> dict[str, Any]:
+        """What ``echo --json`` prints: strings as typed (same length as the input for up to 10
+        classes), and the accuracy (null when no step can be predicted)."""
+        return {"input": format_symbols(self.input, self.num_classes),
+                "target": format_symbols(self.target, self.num_classes),
+                "prediction": format_symbols(self.prediction, self.num_classes),
+                "accuracy": self.accuracy}
+
+
+# --- symbols -------------------------------------------------------------------------------------
+
+def parse_symbols(text: str, num_classes: int) -> np.ndarray:
+    """A typed sequence -> int32 symbols in 0..C-1 (see the module's docstring for the syntax)."""
+    stripped = text.strip()
+    if not stripped:
+        raise SequenceError("the sequence is empty: give at least one symbol, e.g. 0110100111")
+    if num_classes <= MAX_DIGIT_CLASSES:
+        tokens = [ch for ch in stripped if ch not in ", \t"]
+        top = str(num_classes - 1)
+        bad = sorted({ch for ch in tokens if not ch.isdigit() or not "0" <= ch <= top})
+        if bad:
+            raise SequenceError(f"the sequence may hold only the digits 0..{top} for {num_classes} classes; "
+                                f"found {''.join(bad)!r}")
+        return np.array([int(ch) for ch in tokens], np.int32)
+    tokens = [t for t in re.split(r"[,\s]+", stripped) if t]
+    bad = [t for t in tokens if not t.isdigit() or int(t) >= num_classes]
+    if bad:
+        raise SequenceError(f"the sequence may hold only whole numbers 0..{num_classes - 1}, separated by commas "
+                            f"or spaces, for {num_classes} classes; found {bad[0]!r}")
+    return np.array([int(t) for t in tokens], np.int32)
+
+
+def random_symbols(length: int, seed: int, num_classes: int) -> np.ndarray:
+    """``length`` random symbols 0..C-1 drawn from ``seed`` (``echo --random N --seed S``)."""
+    if length < 1:
+        raise SequenceError(f"--random needs at least 1 symbol, got {length}")
+    return np.random.default_rng(seed).integers(0, num_classes, size=length, dtype=np.int32)
+
+
+def check_symbols(symbols: Any, num_classes: int) -> np.ndarray:
+    """A 1-D sequence of whole numbers in 0..C-1, as int32."""
+    arr = np.asarray(symbols)
+    if arr.ndim != 1 or arr.size == 0:
+        raise SequenceError(f"give a non-empty 1-D sequence of symbols, got shape {arr.shape}")
+    if arr.dtype.kind not in "iu":
+        raise SequenceError(f"symbols must be whole numbers, got {arr.dtype}")
+    if arr.min() < 0 or arr.max() >= num_classes:
+        raise SequenceError(f"symbols must be 0..{num_classes - 1} for {num_classes} classes, "
+                            f"found {int(arr.min() if arr.min() < 0 else arr.max())}")
+    return arr.astype(np.int32)
+
+
+def format_symbols(symbols: np.ndarray, num_classes: int) -> str:
+    """One digit per symbol up to 10 classes; else comma-separated numbers."""
+    if num_classes <= MAX_DIGIT_CLASSES:
+        return "".join(str(int(s)) for s in symbols)
+    return ",".join(str(int(s)) for s in symbols)
+
+
+def echo_target(symbols: np.ndarray, echo_step: int) -> np.ndarray:
+    """The echo the network should produce, as ``data.echo_series`` makes it: shifted right by
+    echo_step, the first echo_step steps zero."""
+    y = np.roll(symbols, echo_step).astype(np.int32)
+    y[:echo_step] = 0
+    return y
+
+
+def encode_inputs(symbols: np.ndarray, num_classes: int) -> np.ndarray:
+    """[T] symbols -> [T, I0] float32: the symbol itself for 2 classes (the tutorial's), else one-hot."""
+    if num_classes == 2:
+        return symbols.astype(np.float32)[:, None]
+    return np.eye(num_classes, dtype=np.float32)[symbols]
+
+
+# --- weights -------------------------------------------------------------------------------------
+
+def network_of(config: Any) -> dict[str, Any]:
+    """cell, num_layers, num_classes of a run's config (cell and num_layers default to the tutorial's
+    network for configs made before those settings existed)."""
+    return {"cell": getattr(config, "cell", "rnn"), "num_layers": int(getattr(config, "num_layers", 1)),
+            "num_classes": int(config.num_classes)}
+
+
+def weight_shapes(*, cell: str, num_layers: int, num_classes: int, state_size: int) -> dict[str, tuple]:
+    """Every weight of one network, by the contract's names."""
+    if cell not in CELLS:
+        raise WeightsError(f"unknown cell {cell!r}: expected one of {', '.join(CELLS)}")
+    g, s = GATES[cell], state_size
+    shapes: dict[str, tuple] = {}
+    for layer in range(num_layers):
+        width = (1 if num_classes == 2 else num_classes) if layer == 0 else s
+        shapes[f"kernel_{layer}"] = (width, g * s)
+        shapes[f"recurrent_{layer}"] = (s, g * s)
+        shapes[f"bias_{layer}"] = (2, 3 * s) if cell == "gru" else (g * s,)
+    return shapes | {"W2": (s, num_classes), "b2": (num_classes,)}
+
+
+def network_weights(params: dict[str, Any], *, cell: str, num_layers: int, num_classes: int,
+                    state_size: int) -> dict[str, np.ndarray]:
+    """The weights by the contract's names (old names Wx/Ws/b accepted), float32, checked: all
+    present, shaped for the network, finite. Keys beyond those are ignored."""
+    named = {LEGACY_NAMES.get(k, k): v for k, v in params.items()}
+    expected = weight_shapes(cell=cell, num_layers=num_layers, num_classes=num_classes, state_size=state_size)
+    out = {}
+    for key, shape in expected.items():
+        if key not in named:
+            raise WeightsError(f"the run has no weight {key!r} for its {num_layers}-layer {cell} network")
+        arr = np.asarray(named[key])
+        if arr.shape != shape:
+            raise WeightsError(f"weight {key!r} has shape {arr.shape}, expected {shape}")
+        if arr.dtype.kind not in "fiu" or not np.all(np.isfinite(arr)):
+            raise WeightsError(f"weight {key!r} is not finite: the run diverged; train it again with a smaller "
+                               "--learning-rate")
+        out[key] = arr.astype(np.float32)
+    return out
+
+
+def run_weights(run: Any) -> dict[str, np.ndarray]:
+    """A run's usable weights, or a WeightsError saying why there are none."""
+    if run.status == "diverged" or not run.params:
+        raise WeightsError("the run diverged (its loss became non-finite), so it kept no weights to use; "
+                           "train it again with a smaller --learning-rate")
+    net = network_of(run.config)
+    return network_weights(run.params, cell=net["cell"], num_layers=net["num_layers"],
+                           num_classes=net["num_classes"], state_size=int(run.config.state_size))
+
+
+# --- the cells, exactly Keras's ----------------------------------------------------------------
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    # Split by sign so exp never overflows; both halves are the exact logistic.
+    e = np.exp(-np.abs(z))
+    return np.where(z >= 0, 1 / (1 + e), e / (1 + e)).astype(np.float32)
+
+
+def _layer(cell: str, x: np.ndarray, kernel: np.ndarray, recurrent: np.ndarray, bias: np.ndarray):
+    """One layer over a whole sequence [T, I] from a zero state -> (h [T, S], c [T, S] or None)."""
+    steps, s = x.shape[0], recurrent.shape[0]
+    # The input part of each step does not depend on the state: computed for all steps at once.
+    xz = x @ kernel + (bias[0] if cell == "gru" else bias)
+    h_prev, c_prev = np.zeros(s, np.float32), np.zeros(s, np.float32)
+    hs, cs = np.zeros((steps, s), np.float32), np.zeros((steps, s), np.float32)
+    for t in range(steps):
+        if cell == "rnn":
+            h_prev = np.tanh(xz[t] + h_prev @ recurrent)
+        elif cell == "lstm":
+            z = xz[t] + h_prev @ recurrent
+            i, f, g, o = _sigmoid(z[:s]), _sigmoid(z[s:2 * s]), np.tanh(z[2 * s:3 * s]), _sigmoid(z[3 * s:])
+            c_prev = f * c_prev + i * g
+            h_prev = o * np.tanh(c_prev)
+            cs[t] = c_prev
+        else:
+            hz = h_prev @ recurrent + bias[1]
+            z = _sigmoid(xz[t, :s] + hz[:s])
+            r = _sigmoid(xz[t, s:2 * s] + hz[s:2 * s])
+            hh = np.tanh(xz[t, 2 * s:] + r * hz[2 * s:])
+            h_prev = z * h_prev + (1 - z) * hh
+        hs[t] = h_prev
+    return hs, (cs if cell == "lstm" else None)
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    e = np.exp(shifted)
+    return (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
+
+
+def run_network(weights: dict[str, Any], *, cell: str, num_layers: int, num_classes: int,
+                symbols: Any) -> Trace:
+    """Feed a 1-D symbol sequence from a zero state, step by step; every layer's states and the
+    class probabilities of every step. ``weights`` by either naming (checked)."""
+    if "W2" not in weights or np.ndim(weights["W2"]) != 2:
+        raise WeightsError("the run has no softmax weight 'W2' [state_size, num_classes]")
+    state_size = int(np.shape(weights["W2"])[0])
+    w = network_weights(weights, cell=cell, num_layers=num_layers, num_classes=num_classes, state_size=state_size)
+    x = encode_inputs(check_symbols(symbols, num_classes), num_classes)
+    hs, cs = [], []
+    for layer in range(num_layers):
+        h, c = _layer(cell, x, w[f"kernel_{layer}"], w[f"recurrent_{layer}"], w[f"bias_{layer}"])
+        hs.append(h)
+        cs.append(c)
+        x = h
+    probs = softmax(x @ w["W2"] + w["b2"])
+    return Trace(probs=probs, h=hs, c=cs if cell == "lstm" else None)
+
+
+def echo(run: Any, symbols: Any) -> EchoResult:
+    """The trained network of ``run`` echoing ``symbols`` (from a zero state)."""
+    weights = run_weights(run)
+    net = network_of(run.config)
+    symbols = check_symbols(symbols, net["num_classes"])
+    trace = run_network(weights, symbols=symbols, **net)
+    return score(symbols, trace, int(run.config.echo_step), net["num_classes"])
+
+
+def score(symbols: np.ndarray, trace: Trace, echo_step: int, num_classes: int) -> EchoResult:
+    """Compare a trace's predictions with the echo of ``symbols``."""
+    target = echo_target(symbols, echo_step)
+    prediction = trace.prediction
+    correct = prediction == target
+    counted = correct[echo_step:]
+    accuracy = float(np.mean(counted)) if counted.size else None
+    return EchoResult(input=symbols, target=target, prediction=prediction, correct=correct, accuracy=accuracy,
+                      echo_step=echo_step, num_classes=num_classes, trace=trace)

@@ -1,0 +1,148 @@
+"""TensorBoard event files for a run, through ``tf.summary`` (imported when a logger is made).
+
+Tags (each a scalar unless said):
+- ``train/window_loss``, ``train/window_accuracy``: every Nth training window, step = window index
+  since the run began (N keeps a long run to about MAX_POINTS points per tag; 1 for short runs)
+- ``train/epoch_loss``, ``train/epoch_accuracy``: the means of each epoch, step = epochs done
+- ``eval/loss``, ``eval/accuracy``: the held-out results, step = epochs done (only when finite)
+- ``config`` (text): the settings as a table; ``status`` (text): completed/interrupted/diverged
+A sweep gives each point its own folder and calls ``log_hparams`` there, so TensorBoard's HParams
+table and parallel-coordinates views compare the points by their settings and eval metrics; an
+optional ``log_hparams_config`` at the sweep's top folder names the columns and their values.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from typing import Any
+
+import numpy as np
+
+MAX_POINTS = 10_000
+METRICS = ("eval/accuracy", "eval/loss")
+
+
+def window_every(total_windows: int, max_points: int = MAX_POINTS) -> int:
+    """The N of 'every Nth window' that keeps ``total_windows`` to at most ``max_points`` points."""
+    return max(1, math.ceil(total_windows / max_points))
+
+
+def _tf():
+    from ._tf import tf
+
+    return tf
+
+
+def _finite(value: Any) -> bool:
+    return value is not None and np.isfinite(float(value))
+
+
+def config_markdown(config: Any) -> str:
+    """The settings as a Markdown table (TensorBoard's text dashboard renders Markdown)."""
+    rows = [f"| {k} | {json.dumps(v)} |" for k, v in sorted(config.to_dict().items())]
+    return "\n".join(["| setting | value |", "|---|---|", *rows])
+
+
+class TensorBoardLogger:
+    """One run's event files in ``logdir``. ``every``: log every Nth window; None picks N from the
+    config's epochs x windows_per_epoch (see ``window_every``)."""
+
+    def __init__(self, logdir: str | os.PathLike, config: Any, every: int | None = None):
+        if every is not None and every < 1:
+            raise ValueError(f"every must be at least 1, got {every}")
+        tf = _tf()
+        self.config = config
+        self.every = every or window_every(config.epochs * config.windows_per_epoch)
+        self.logdir = str(logdir)
+        self._writer = tf.summary.create_file_writer(self.logdir)
+
+    def log_epoch(self, epoch: int, first_window: int, losses: Any, accuracies: Any) -> None:
+        """One epoch: its windows' losses and accuracies (the window index of the first is
+        ``first_window``, counted from the run's start); ``epoch`` = epochs done after it."""
+        tf = _tf()
+        losses, accuracies = np.asarray(losses, np.float64), np.asarray(accuracies, np.float64)
+        with self._writer.as_default():
+            # Windows whose index is a multiple of N, wherever the epoch starts, so resumed runs line up.
+            start = (-first_window) % self.every
+            for i in range(start, losses.size, self.every):
+                tf.summary.scalar("train/window_loss", losses[i], step=first_window + i)
+                tf.summary.scalar("train/window_accuracy", accuracies[i], step=first_window + i)
+            if losses.size:
+                tf.summary.scalar("train/epoch_loss", float(np.nanmean(losses)), step=epoch)
+                tf.summary.scalar("train/epoch_accuracy", float(np.nanmean(accuracies)), step=epoch)
+        self._writer.flush()
+
+    def log_end(self, run: Any) -> None:
+        """The run's held-out results (when finite), its config and its status."""
+        tf = _tf()
+        step = int(run.epochs_completed)
+        with self._writer.as_default():
+            if _finite(run.eval_loss):
+                tf.summary.scalar("eval/loss", float(run.eval_loss), step=step)
+            if _finite(run.eval_accuracy):
+                tf.summary.scalar("eval/accuracy", float(run.eval_accuracy), step=step)
+            tf.summary.text("config", config_markdown(run.config), step=step)
+            status = run.status + (f": {run.message}" if run.message else "")
+            tf.summary.text("status", status, step=step)
+        self._writer.flush()
+
+    def close(self) -> None:
+        self._writer.close()
+
+    def __enter__(self) -> TensorBoardLogger:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def _hparam_value(value: Any) -> bool | int | float | str:
+    """What the HParams plugin stores: bool, number or string (others as their JSON text)."""
+    if isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, np.generic):
+        return value.item()
+    return json.dumps(value)
+
+
+def _domain(values: list) -> list:
+    """Distinct values of one setting, of one type as hp.Discrete needs (ints among floats as floats)."""
+    vals = [_hparam_value(v) for v in values]
+    if any(isinstance(v, float) for v in vals) and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                       for v in vals):
+        vals = [float(v) for v in vals]
+    if len({type(v) for v in vals}) > 1:
+        vals = [str(v) for v in vals]
+    return sorted(set(vals))
+
+
+def log_hparams(logdir: str | os.PathLike, settings: dict[str, Any], metrics: dict[str, Any] | None = None,
+                step: int = 0) -> None:
+    """Record one sweep point's settings (``settings``: the ones the sweep varies) for the HParams
+    plugin in its own run folder ``logdir``; ``metrics`` (e.g. {'eval/accuracy': 0.98}) are written
+    as scalars too, the finite ones, unless a TensorBoardLogger's ``log_end`` already wrote them there."""
+    from tensorboard.plugins.hparams import api as hp
+
+    tf = _tf()
+    writer = tf.summary.create_file_writer(str(logdir))
+    with writer.as_default():
+        hp.hparams({str(k): _hparam_value(v) for k, v in settings.items()}, trial_id=os.path.basename(str(logdir)))
+        for tag, value in (metrics or {}).items():
+            if _finite(value):
+                tf.summary.scalar(tag, float(value), step=step)
+    writer.close()
+
+
+def log_hparams_config(logdir: str | os.PathLike, values: dict[str, list], metrics: tuple[str, ...] = METRICS) -> None:
+    """At a sweep's top folder: the settings it varies with their values, and the metric columns,
+    so the HParams table lists them all (and filters by value) before any point has finished."""
+    from tensorboard.plugins.hparams import api as hp
+
+    tf = _tf()
+    params = [hp.HParam(str(k), hp.Discrete(_domain(vs))) for k, vs in values.items()]
+    writer = tf.summary.create_file_writer(str(logdir))
+    with writer.as_default():
+        hp.hparams_config(hparams=params, metrics=[hp.Metric(m, display_name=m) for m in metrics])
+    writer.close()
