@@ -6,11 +6,22 @@ Every random stream is derived from the seed and its purpose, so an epoch's data
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-from .config import Config
+if TYPE_CHECKING:  # only a type here: config may then import from this module without a cycle
+    from .config import Config
 
 INIT_STREAM, TRAIN_STREAM, EVAL_STREAM = 0, 1, 2
+
+
+def input_width(num_classes: int) -> int:
+    """Binary symbols go in as the scalar 0/1 (the tutorial's encoding); more classes one-hot.
+
+    Here, beside the data, and not in ``model``, so that modules which must not import TensorFlow
+    (the run file's checks, the memory estimate) use the same rule."""
+    return 1 if num_classes == 2 else num_classes
 
 
 def rng_for(seed: int, stream: int, *extra: int) -> np.random.Generator:

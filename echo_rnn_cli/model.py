@@ -1,10 +1,10 @@
 """The tutorial's network in TensorFlow, written for many models at once.
 
 A single run is one model (``M == 1``); runs that share shapes (other seeds, learning rates or echo
-steps) train side by side in one compiled program. The public functions take and return tensors
-with the model axis first (``[M, ...]``); inside, the model axis is the last one (``[..., M]``),
-so that the compiled loops run across models in vector lanes and 16 models cost little more than
-one.
+steps) train side by side in one compiled program. Weights are stored and stacked with the model
+axis first (``[M, ...]``); the functions here take it last (``[..., M]``, see ``models_last``), so
+that the compiled loops run across models in vector lanes and 16 models cost little more than
+one. ``steps`` turns the axis at the edge of the compiled programs.
 
 The backward pass is derived by hand instead of taken from a gradient tape. The workload is a long
 chain of tiny matrices, so its cost is the number of operations, not their size; the hand-derived
@@ -27,6 +27,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ._tf import tf
+from .data import input_width
 
 #: Windows of up to this many steps, with at most UNROLL_MAX_SIZE steps x units, are unrolled: one
 #: fused loop per step, the fastest program for small states, but its size (and compile time) grows
@@ -40,7 +41,7 @@ CHAIN_MAX_TERMS = 128
 class Params(NamedTuple):
     """Weights of M models. The tutorial's ``W`` is split into its input rows ``Wx`` and its
     state rows ``Ws``: ``[x_t, s_{t-1}] @ W == x_t @ Wx + s_{t-1} @ Ws``.
-    Shapes are given models-first, as the public functions take them."""
+    Shapes are given models-first, as they are stored; the functions here take them models-last."""
 
     Wx: tf.Tensor  # [M, I, S]
     Ws: tf.Tensor  # [M, S, S]
@@ -50,11 +51,6 @@ class Params(NamedTuple):
 
 
 PARAM_NAMES = Params._fields
-
-
-def input_width(num_classes: int) -> int:
-    """Binary symbols go in as the scalar 0/1 (the tutorial's encoding); more classes one-hot."""
-    return 1 if num_classes == 2 else num_classes
 
 
 def init_params(rng: np.random.Generator, state_size: int, num_classes: int,
@@ -93,15 +89,7 @@ def models_first(a):
     return tf.transpose(a, [len(a.shape) - 1, *range(len(a.shape) - 1)])
 
 
-def params_models_last(params: Params) -> Params:
-    return Params(*map(models_last, params))
-
-
-def params_models_first(params: Params) -> Params:
-    return Params(*map(models_first, params))
-
-
-# --- models-last internals -----------------------------------------------------------------------
+# --- the network, models last ------------------------------------------------------------------
 
 def _encode(x, num_classes: int):
     """Symbols [B, T, M] (int) -> inputs [B, T, I, M] (float32)."""
@@ -127,7 +115,7 @@ def _matvec(v, rows):
     """
     if not isinstance(rows, list):
         return tf.reduce_sum(v[..., :, None, :] * rows, axis=-3)
-    return tf.add_n([vk[..., None, :] * wk for vk, wk in zip(tf.unstack(v, axis=-2), rows)])
+    return tf.add_n([vk[..., None, :] * wk for vk, wk in zip(tf.unstack(v, axis=-2), rows, strict=True)])
 
 
 def sum_leading(a):
@@ -159,7 +147,7 @@ def _outer_sum(u, v):
     u, v = tf.reshape(u, [-1, *u.shape[2:]]), tf.reshape(v, [-1, *v.shape[2:]])
     if u.shape[0] > CHAIN_MAX_TERMS:
         return sum_leading(u[:, :, None, :] * v[:, None, :, :])
-    return tf.add_n([a * b for a, b in zip(tf.unstack(u[:, :, None, :]), tf.unstack(v[:, None, :, :]))])
+    return tf.add_n([a * b for a, b in zip(tf.unstack(u[:, :, None, :]), tf.unstack(v[:, None, :, :]), strict=True)])
 
 
 def _recur(step, first, inputs: tuple, reverse: bool = False, unroll: bool | None = None):
@@ -222,7 +210,11 @@ def log_softmax_ml(logits):
 
 
 def loss_and_grads_ml(p: Params, x, y, s0, num_classes: int, unroll: bool | None = None):
-    """``loss_and_grads`` with everything models-last (x, y: [B, T, M]; s0: [B, S, M]).
+    """Mean sparse softmax cross-entropy of one window per model, its gradients, and more; everything
+    models-last (x, y: [B, T, M]; s0: [B, S, M]).
+
+    The gradient flows back through the window's own steps only: ``s0`` is a constant here, which
+    is exactly the tutorial's truncated backpropagation (the state is fed in as a placeholder).
 
     Returns (loss [M], accuracy [M], probs [B,T,C,M], last state [B,S,M], grads [..., M]).
     """
@@ -256,39 +248,3 @@ def loss_and_grads_ml(p: Params, x, y, s0, num_classes: int, unroll: bool | None
     grads = Params(_outer_sum(xin, dz), _outer_sum(prev, dz), sum_rows_steps(dz),
                    _outer_sum(h, dlogits), sum_rows_steps(dlogits))
     return loss, accuracy, probs, h[:, -1], grads
-
-
-# --- the public, models-first API ----------------------------------------------------------------
-
-def encode_inputs(x, num_classes: int):
-    """Symbols [M, B, T] (int) -> network inputs [M, B, T, I] (float32)."""
-    return models_first(_encode(models_last(x), num_classes))
-
-
-def forward(params: Params, x, s0, num_classes: int, unroll: bool | None = None):
-    """Run one window. x: [M, B, T] symbols; s0: [M, B, S] the carried state.
-
-    Returns (xin [M,B,T,I], states [M,B,T,S], logits [M,B,T,C]).
-    """
-    out = forward_ml(params_models_last(params), models_last(x), models_last(s0), num_classes, unroll)
-    return tuple(map(models_first, out))
-
-
-def loss_and_grads(params: Params, x, y, s0, num_classes: int, unroll: bool | None = None):
-    """Mean sparse softmax cross-entropy of one window per model, its gradients, and more.
-
-    The gradient flows back through the window's own steps only: ``s0`` is a constant here, which
-    is exactly the tutorial's truncated backpropagation (the state is fed in as a placeholder).
-
-    Returns (loss [M], accuracy [M], probs [M,B,T,C], last state [M,B,S], grads: Params).
-    """
-    loss, acc, probs, last, grads = loss_and_grads_ml(
-        params_models_last(params), models_last(x), models_last(y), models_last(s0), num_classes, unroll)
-    return loss, acc, models_first(probs), models_first(last), params_models_first(grads)
-
-
-def window_loss(params: Params, x, y, s0, num_classes: int):
-    """The loss alone, for checking the hand-derived gradient with a gradient tape."""
-    _, _, logits = forward(params, x, s0, num_classes)
-    ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
-    return tf.reduce_mean(ce, axis=[1, 2])

@@ -11,8 +11,6 @@ from typing import NamedTuple
 
 from ._tf import tf
 
-OPTIMIZERS = ("adagrad", "adam", "sgd", "rmsprop")
-
 ADAGRAD_INITIAL_ACCUMULATOR = 0.1
 EPSILON = 1e-7
 ADAM_BETA_1, ADAM_BETA_2 = 0.9, 0.999
@@ -34,7 +32,7 @@ def apply_updates(name: str, params: tuple, grads: tuple, state: OptState, lr, *
     its last with ``models_last``."""
     step = state.step + 1.0
     new_p, new_1, new_2 = [], [], []
-    for p, g, a, v in zip(params, grads, state.slot1, state.slot2):
+    for p, g, a, v in zip(params, grads, state.slot1, state.slot2, strict=True):
         rate = lr if models_last else tf.reshape(lr, [-1] + [1] * (len(p.shape) - 1))
         if name == "sgd":
             p = p - rate * g
@@ -49,7 +47,7 @@ def apply_updates(name: str, params: tuple, grads: tuple, state: OptState, lr, *
             a = a + (g - a) * (1.0 - ADAM_BETA_1)
             v = v + (g * g - v) * (1.0 - ADAM_BETA_2)
             p = p - a * alpha / (tf.sqrt(v) + EPSILON)
-        else:  # config validation makes this unreachable for users
+        else:  # config.OPTIMIZERS, checked with the config, makes this unreachable for users
             raise ValueError(f"unknown optimizer {name!r}")
         new_p.append(p)
         new_1.append(a)

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from .config import Config, ConfigError, from_dict
+from .data import input_width
 from .files import atomic_write
 
 FORMAT_VERSION = 1
@@ -185,7 +186,7 @@ def _scalar(data: Any, key: str, path: Path) -> Any:
 
 def _weight_shapes(c: Config) -> dict[str, tuple[int, ...]]:
     """The shape of every param_* and opt_* array a run of this config holds (model.py's layout)."""
-    i, s, n = (1 if c.num_classes == 2 else c.num_classes), c.state_size, c.num_classes
+    i, s, n = input_width(c.num_classes), c.state_size, c.num_classes
     params = {"Wx": (i, s), "Ws": (s, s), "b": (s,), "W2": (s, n), "b2": (n,)}
     opt = {"step": ()} | {f"slot{k}_{name}": shape for k in (1, 2) for name, shape in params.items()}
     return {PARAM_PREFIX + k: v for k, v in params.items()} | {OPT_PREFIX + k: v for k, v in opt.items()}
@@ -234,53 +235,82 @@ def load_run(path: str | os.PathLike) -> Run:
     """Read and check a run file; any problem is one ``RunFileError`` naming the file and the fault."""
     path = Path(path)
     where = repr(str(path))
+    _check_is_file(path, where)
+    config, values, params, opt_state = _read(path, where)
+    _check_contents(where, config, values, params, opt_state)
+    return Run(config=config, params=params, opt_state=opt_state, **values)
+
+
+def _check_is_file(path: Path, where: str) -> None:
     if not path.exists():
         raise RunFileError(f"run file {where} does not exist")
     if path.is_dir():
         raise RunFileError(f"run file {where} is a folder, not a file")
+
+
+def _read(path: Path, where: str) -> tuple[Config, dict[str, Any], dict, dict]:
+    """Open the archive and read everything in it; a fault of the file, not of its contents, becomes
+    one ``RunFileError`` too."""
     try:
         with open(path, "rb") as f:  # opened first, so that a file we may not read says so
             is_zip = zipfile.is_zipfile(f)
         if not is_zip:  # else np.load reads it as a pickle and says so, confusingly
             raise RunFileError(f"{where} is not a run file: not an .npz (zip) archive, or a truncated one")
         with np.load(path, allow_pickle=False) as data:
-            keys = set(data.files)
-            if "format_version" not in keys:
-                raise RunFileError(f"{where} is a zip (.npz) file but not an echo-rnn run file (no 'format_version')")
-            version = int(_scalar(data, "format_version", path))
-            if version > FORMAT_VERSION:
-                raise RunFileError(
-                    f"{where} has run-file format {version}, newer than this echo-rnn reads "
-                    f"({FORMAT_VERSION}); upgrade echo-rnn"
-                )
-            if version < 1:
-                raise RunFileError(f"{where} has an invalid format version {version}")
-            missing = [k for k in (*_SCALARS, *_ARRAYS) if k not in keys]
-            if missing:
-                raise RunFileError(f"{where} is not a complete run file: missing {', '.join(missing)}")
-            try:
-                config = from_dict(json.loads(_scalar(data, "config", path)))
-            except (json.JSONDecodeError, TypeError, ConfigError) as e:
-                raise RunFileError(f"{where} has an invalid config: {e}") from None
-            values: dict[str, Any] = {k: _scalar(data, k, path) for k in _SCALARS if k not in ("format_version", "config")}
-            values["versions"] = json.loads(values["versions"])
-            for key, (dtype, ndim) in _ARRAYS.items():
-                arr = data[key]
-                if arr.ndim != ndim:
-                    raise RunFileError(f"{where} is not a valid run file: {key!r} has {arr.ndim} dimensions, expected {ndim}")
-                if arr.dtype.kind not in ("iu" if np.dtype(dtype).kind in "iu" else "fiu"):
-                    raise RunFileError(f"{where} is not a valid run file: {key!r} holds {arr.dtype}, not numbers")
-                values[key] = arr.astype(dtype, copy=False)
-            params = {k[len(PARAM_PREFIX):]: data[k] for k in keys if k.startswith(PARAM_PREFIX)}
-            opt_state = {k[len(OPT_PREFIX):]: data[k] for k in keys if k.startswith(OPT_PREFIX)}
+            return _read_archive(data, path, where)
     except RunFileError:
         raise
     except (zipfile.BadZipFile, EOFError, ValueError, OSError, KeyError, json.JSONDecodeError) as e:
-        detail = str(e).splitlines()[0] if str(e) else type(e).__name__
-        if isinstance(e, PermissionError):
-            raise RunFileError(f"run file {where} cannot be read: permission denied") from None
-        if "allow_pickle" in detail:
-            detail = "it holds pickled Python objects, which echo-rnn never writes and will not load"
-        raise RunFileError(f"{where} is not a readable run file ({detail})") from None
-    _check_contents(where, config, values, params, opt_state)
-    return Run(config=config, params=params, opt_state=opt_state, **values)
+        raise _unreadable(e, where) from None
+
+
+def _unreadable(e: Exception, where: str) -> RunFileError:
+    if isinstance(e, PermissionError):
+        return RunFileError(f"run file {where} cannot be read: permission denied")
+    detail = str(e).splitlines()[0] if str(e) else type(e).__name__
+    if "allow_pickle" in detail:
+        detail = "it holds pickled Python objects, which echo-rnn never writes and will not load"
+    return RunFileError(f"{where} is not a readable run file ({detail})")
+
+
+def _read_archive(data: Any, path: Path, where: str) -> tuple[Config, dict[str, Any], dict, dict]:
+    """The config, the other values and the weights of an open .npz, each checked for its kind."""
+    keys = set(data.files)
+    _check_version(data, keys, path, where)
+    missing = [k for k in (*_SCALARS, *_ARRAYS) if k not in keys]
+    if missing:
+        raise RunFileError(f"{where} is not a complete run file: missing {', '.join(missing)}")
+    try:
+        config = from_dict(json.loads(_scalar(data, "config", path)))
+    except (json.JSONDecodeError, TypeError, ConfigError) as e:
+        raise RunFileError(f"{where} has an invalid config: {e}") from None
+    values: dict[str, Any] = {k: _scalar(data, k, path) for k in _SCALARS if k not in ("format_version", "config")}
+    values["versions"] = json.loads(values["versions"])
+    values |= {key: _array(data, key, where) for key in _ARRAYS}
+    params = {k[len(PARAM_PREFIX):]: data[k] for k in keys if k.startswith(PARAM_PREFIX)}
+    opt_state = {k[len(OPT_PREFIX):]: data[k] for k in keys if k.startswith(OPT_PREFIX)}
+    return config, values, params, opt_state
+
+
+def _check_version(data: Any, keys: set[str], path: Path, where: str) -> None:
+    if "format_version" not in keys:
+        raise RunFileError(f"{where} is a zip (.npz) file but not an echo-rnn run file (no 'format_version')")
+    version = int(_scalar(data, "format_version", path))
+    if version > FORMAT_VERSION:
+        raise RunFileError(
+            f"{where} has run-file format {version}, newer than this echo-rnn reads "
+            f"({FORMAT_VERSION}); upgrade echo-rnn"
+        )
+    if version < 1:
+        raise RunFileError(f"{where} has an invalid format version {version}")
+
+
+def _array(data: Any, key: str, where: str) -> np.ndarray:
+    """One of the traces or snapshots, with its number of dimensions checked and its dtype made ours."""
+    dtype, ndim = _ARRAYS[key]
+    arr = data[key]
+    if arr.ndim != ndim:
+        raise RunFileError(f"{where} is not a valid run file: {key!r} has {arr.ndim} dimensions, expected {ndim}")
+    if arr.dtype.kind not in ("iu" if np.dtype(dtype).kind in "iu" else "fiu"):
+        raise RunFileError(f"{where} is not a valid run file: {key!r} holds {arr.dtype}, not numbers")
+    return arr.astype(dtype, copy=False)

@@ -27,20 +27,17 @@ import threading
 
 from . import xla_cache
 from ._tf import tf
-from .model import (Params, forward_ml, log_softmax_ml, loss_and_grads, loss_and_grads_ml,
-                    models_first, models_last, sum_leading, sum_rows_steps)
+from .model import (
+    Params,
+    forward_ml,
+    log_softmax_ml,
+    loss_and_grads_ml,
+    models_first,
+    models_last,
+    sum_leading,
+    sum_rows_steps,
+)
 from .optim import OptState, apply_updates
-
-
-def train_step(params: Params, opt: OptState, state, x, y, lr, *, optimizer: str, num_classes: int):
-    """One window, models first: forward, hand-derived truncated backward, optimizer update.
-
-    Returns (params, opt, next state, loss [M], accuracy [M], probs [M,B,T,C]).
-    """
-    loss, acc, probs, last, grads = loss_and_grads(params, x, y, state, num_classes)
-    new_params, new_opt = apply_updates(optimizer, tuple(params), tuple(grads), opt, lr)
-    return Params(*new_params), new_opt, last, loss, acc, probs
-
 
 #: Numbers of models run with copies of the first model added (see the module's doc).
 PADDED_MODELS = {1: 2, 3: 4}
@@ -93,7 +90,7 @@ class BackgroundCompile:
         try:
             with tf.device(device):
                 fn(*args)
-        except Exception:  # noqa: BLE001 - the real call raises it again, where it can be reported
+        except Exception:  # the real call raises it again, where it can be reported
             pass
 
     def wait(self) -> None:
@@ -108,14 +105,14 @@ class _Flat:
         self.sizes = [int(tf.TensorShape(s[:-1]).num_elements()) for s in self.shapes]
 
     def pack(self, tensors):
-        return tf.concat([tf.reshape(t, [n, -1]) for t, n in zip(tensors, self.sizes)], axis=0)
+        return tf.concat([tf.reshape(t, [n, -1]) for t, n in zip(tensors, self.sizes, strict=True)], axis=0)
 
     def unpack(self, flat):
         parts = tf.split(flat, self.sizes, axis=0)
-        return [tf.reshape(p, s) for p, s in zip(parts, self.shapes)]
+        return [tf.reshape(p, s) for p, s in zip(parts, self.shapes, strict=True)]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def compiled_train_epoch(optimizer: str, num_classes: int, snapshot_every: int):
     """A compiled epoch for these static settings (shapes are traced once per distinct shape)."""
 
@@ -164,7 +161,7 @@ def compiled_train_epoch(optimizer: str, num_classes: int, snapshot_every: int):
     return _Published(train_epoch)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def compiled_evaluate(num_classes: int):
     @tf.function(jit_compile=True, reduce_retracing=False, autograph=False)
     def evaluate(params: Params, xs, ys, weights):

@@ -2,6 +2,11 @@
 
 Knows nothing of click or rich. Several configs that share shapes train together as one compiled
 program (``train_many``); each gets its own Run, the same as training it alone would give.
+
+``train_many`` reads top to bottom: ``check_group`` refuses what cannot train together,
+``prepare_models`` stacks the starting weights into a ``Group``, ``run_epochs`` calls ``run_epoch``
+until the end, a stop or every model diverged (``Traces`` keeps each model's traces and which are
+still alive), ``evaluate_models`` scores the held-out series and ``build_runs`` makes the Runs.
 """
 
 from __future__ import annotations
@@ -10,15 +15,21 @@ import datetime as _dt
 import platform
 import time
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from . import __version__
-from .config import program_key, PER_MODEL_KEYS, RESUMABLE_CHANGES, Config, ConfigError, config_warnings
+from .config import PER_MODEL_KEYS, RESUMABLE_CHANGES, Config, ConfigError, config_warnings, program_key
 from .data import INIT_STREAM, epoch_data, eval_data, eval_weights, rng_for
 from .runs import Run
+
+if TYPE_CHECKING:  # TensorFlow is imported when training starts, not with this module
+    from ._tf import tf
+    from .model import Params
+    from .optim import OptState
 
 
 class DeviceError(RuntimeError):
@@ -43,8 +54,6 @@ class EpochReport:
 
     epoch: int              # epochs done so far, resumed ones included
     epochs: int             # epochs asked for in all
-    windows_done: int       # windows trained in this call
-    windows_total: int      # windows this call will train if not stopped
     loss: float             # mean window loss of this epoch
     accuracy: float         # mean window accuracy of this epoch
     windows_per_second: float  # in this epoch (the first one includes compiling)
@@ -53,7 +62,6 @@ class EpochReport:
 
 
 Callback = Callable[[EpochReport], None]
-
 
 
 def resolve_device(name: str) -> str:
@@ -107,43 +115,89 @@ def train_many(configs: Sequence[Config], *, on_epoch: Callback | None = None,
                warn: Callable[[str], None] | None = None) -> list[Run]:
     """Train models that share shapes together, one compiled program for all; a Run for each.
 
-    Models may differ only in ``config.PER_MODEL_KEYS`` (seed, learning_rate, echo_step, init). ``should_stop`` is polled between
-    epochs: when it turns true the runs end with status 'interrupted'. A model whose loss turns
-    non-finite stops with status 'diverged' (the others go on).
+    Models may differ only in ``config.PER_MODEL_KEYS`` (seed, learning_rate, echo_step, init).
+    ``should_stop`` is polled between epochs: when it turns true the runs end with status
+    'interrupted'. A model whose loss turns non-finite stops with status 'diverged' (the others go on).
     """
     from ._tf import tf
-    from .model import PARAM_NAMES, Params, init_params
-    from .optim import OptState, initial_slot_values
-    from .steps import BackgroundCompile, compiled_evaluate, compiled_train_epoch
 
+    configs = check_group(configs, resumes, warn)
+    device = resolve_device(configs[0].device)
+    start = time.perf_counter()
+    with tf.device(device):
+        group = prepare_models(configs, resumes, device)
+        traces = Traces(len(configs), configs[0].windows_per_epoch, configs[0].snapshot_every)
+        evaluation = Evaluation(configs, device)
+        ran = run_epochs(group, traces, evaluation, on_epoch=on_epoch, should_stop=should_stop, start=start)
+        eval_loss, eval_accuracy = evaluate_models(evaluation, group.params, trained=ran > 0 and traces.alive.any())
+        params, opt_state = group.final_weights()
+    wall = time.perf_counter() - start
+    outcome = Outcome(first_epoch=group.first_epoch, epochs_run=ran,
+                      stopped_early=traces.stopped_early(configs[0].epochs - group.first_epoch),
+                      eval_loss=eval_loss, eval_accuracy=eval_accuracy, params=params, opt_state=opt_state,
+                      device=device, wall_seconds=wall, versions=library_versions(),
+                      created=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"))
+    return build_runs(configs, traces, outcome, resumes)
+
+
+def check_group(configs: Sequence[Config], resumes: Sequence[Run] | None,
+                warn: Callable[[str], None] | None) -> list[Config]:
+    """Refuse models that cannot train together or resumes that would not continue the same
+    training; hand each config's warnings to ``warn`` (default: Python warnings, pointing at the
+    caller of ``train_many``)."""
     configs = list(configs)
     if not configs:
         raise ValueError("train_many needs at least one config")
     if len({program_key(c) for c in configs}) != 1:
         raise ConfigError("models trained together must differ only in " + ", ".join(sorted(PER_MODEL_KEYS)))
-    warn = warn or (lambda m: warnings.warn(m, stacklevel=3))
+    warn = warn or (lambda m: warnings.warn(m, stacklevel=4))
     for c in configs:
         for message in config_warnings(c):
             warn(message)
     if resumes is not None:
         for run, c in zip(resumes, configs, strict=True):
             check_resume(run, c)
-    c0 = configs[0]
-    device = resolve_device(c0.device)
-    models = len(configs)
-    start = time.perf_counter()
+    return configs
 
-    # Weights and optimizer state: fresh from each seed, or from the runs being resumed.
+
+@dataclass
+class Group:
+    """Models trained together, as the compiled programs take them: weights and optimizer slots
+    stacked models-first on the device, one learning rate per model. ``run_epoch`` moves them on."""
+
+    configs: list[Config]
+    device: str
+    params: Params
+    opt: OptState
+    lr: tf.Tensor     # [M]
+    first_epoch: int  # epochs done before this call (the same for every model)
+
+    def final_weights(self) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """The weights and optimizer state as a run file holds them, still stacked [M, ...]
+        (the step count, shared by all models, is a scalar)."""
+        from .model import PARAM_NAMES
+
+        params = {n: getattr(self.params, n).numpy() for n in PARAM_NAMES}
+        opt = {"step": self.opt.step.numpy()}
+        opt |= {f"slot1_{n}": s.numpy() for n, s in zip(PARAM_NAMES, self.opt.slot1, strict=True)}
+        opt |= {f"slot2_{n}": s.numpy() for n, s in zip(PARAM_NAMES, self.opt.slot2, strict=True)}
+        return params, opt
+
+
+def prepare_models(configs: Sequence[Config], resumes: Sequence[Run] | None = None,
+                   device: str = "/CPU:0") -> Group:
+    """Every model's starting weights and optimizer slots, fresh from its seed or taken from the run
+    it resumes, stacked models-first on the device."""
+    from ._tf import tf
+    from .model import PARAM_NAMES, Params
+    from .optim import OptState
+
+    configs = list(configs)
     if resumes is None:
-        per_model = [init_params(rng_for(c.seed, INIT_STREAM), c.state_size, c.num_classes, c.init) for c in configs]
-        s1, s2 = initial_slot_values(c0.optimizer)
-        slots = [{f"slot1_{n}": np.full_like(p[n], s1) for n in PARAM_NAMES}
-                 | {f"slot2_{n}": np.full_like(p[n], s2) for n in PARAM_NAMES}
-                 | {"step": np.float32(0)} for p in per_model]
+        weights, slots = fresh_weights(configs)
         first_epoch = 0
     else:
-        per_model = [r.params for r in resumes]
-        slots = [r.opt_state for r in resumes]
+        weights, slots = [r.params for r in resumes], [r.opt_state for r in resumes]
         first_epoch = resumes[0].epochs_completed
         if any(r.epochs_completed != first_epoch for r in resumes):
             raise ConfigError("runs resumed together must have the same number of epochs done")
@@ -152,97 +206,204 @@ def train_many(configs: Sequence[Config], *, on_epoch: Callback | None = None,
         return tf.constant(np.stack([np.asarray(d[key], np.float32) for d in dicts]))
 
     with tf.device(device):
-        params = Params(*[stacked(per_model, n) for n in PARAM_NAMES])
+        params = Params(*[stacked(weights, n) for n in PARAM_NAMES])
         opt = OptState(tf.constant(float(slots[0]["step"]), tf.float32),
                        tuple(stacked(slots, f"slot1_{n}") for n in PARAM_NAMES),
                        tuple(stacked(slots, f"slot2_{n}") for n in PARAM_NAMES))
         lr = tf.constant([c.learning_rate for c in configs], tf.float32)
-        train_epoch = compiled_train_epoch(c0.optimizer, c0.num_classes, c0.snapshot_every)
-        evaluate = compiled_evaluate(c0.num_classes)
-        warmup = eval_args = None
+    return Group(configs, device, params, opt, lr, first_epoch)
 
-        n_win = c0.windows_per_epoch
-        snap_idx = np.arange(0, n_win, c0.snapshot_every)
-        traces = [_Trace() for _ in configs]
-        alive = np.ones(models, bool)
-        epochs_total = c0.epochs
-        windows_total = (epochs_total - first_epoch) * n_win
-        done = 0
-        epoch = first_epoch
-        for epoch in range(first_epoch, epochs_total):
-            if should_stop is not None and should_stop():
-                break
-            t0 = time.perf_counter()
-            batches = [epoch_data(c, epoch) for c in configs]
-            xs = tf.constant(np.stack([b[0] for b in batches], axis=1))
-            ys = tf.constant(np.stack([b[1] for b in batches], axis=1))
-            params, opt, losses, accs, probs = train_epoch(params, opt, xs, ys, lr)
-            if warmup is None and epoch + 1 < epochs_total:
-                # Compile the evaluation on the other core while the remaining epochs train.
-                eval_args = eval_inputs(configs)
-                warmup = BackgroundCompile(evaluate, device, params, *eval_args)
-            losses, accs, probs = losses.numpy(), accs.numpy(), probs.numpy()
-            seconds = time.perf_counter() - t0
-            for m, trace in enumerate(traces):
-                if not alive[m]:
-                    continue
-                x_m, y_m = batches[m]
-                trace.add_epoch(epoch, epoch * n_win, losses[:, m], accs[:, m], seconds,
-                                snap_idx, x_m[snap_idx], y_m[snap_idx], probs[:, m])
-                if not trace.finite:
-                    alive[m] = False
-            done += n_win
-            if on_epoch is not None:
-                elapsed = time.perf_counter() - start
-                on_epoch(EpochReport(epoch + 1, epochs_total, done, windows_total,
-                                     float(np.nanmean(losses)), float(np.nanmean(accs)),
-                                     n_win / max(seconds, 1e-9), elapsed,
-                                     traces[0].latest(epoch * n_win) if alive[0] else None))
-            if not alive.any():
-                break
-        stopped_early = any(t.epochs_done < epochs_total - first_epoch for t, a in zip(traces, alive) if a)
 
-        eval_loss = eval_acc = np.full(models, np.nan)
-        if warmup is not None:
-            warmup.wait()
-        if alive.any() and done:  # nothing trained (stopped at once): nothing new to evaluate
-            ev_loss, ev_acc = evaluate(params, *(eval_args or eval_inputs(configs)))
-            eval_loss, eval_acc = ev_loss.numpy(), ev_acc.numpy()
+def fresh_weights(configs: Sequence[Config]) -> tuple[list[dict], list[dict]]:
+    """Each model's initial weights (from its seed) and optimizer slots (the optimizer's start values)."""
+    from .model import PARAM_NAMES, init_params
+    from .optim import initial_slot_values
 
-        final_params = {n: getattr(params, n).numpy() for n in PARAM_NAMES}
-        final_opt = {"step": opt.step.numpy()}
-        final_opt |= {f"slot1_{n}": s.numpy() for n, s in zip(PARAM_NAMES, opt.slot1)}
-        final_opt |= {f"slot2_{n}": s.numpy() for n, s in zip(PARAM_NAMES, opt.slot2)}
+    weights = [init_params(rng_for(c.seed, INIT_STREAM), c.state_size, c.num_classes, c.init) for c in configs]
+    s1, s2 = initial_slot_values(configs[0].optimizer)
+    slots = [{f"slot1_{n}": np.full_like(p[n], s1) for n in PARAM_NAMES}
+             | {f"slot2_{n}": np.full_like(p[n], s2) for n in PARAM_NAMES}
+             | {"step": np.float32(0)} for p in weights]
+    return weights, slots
 
-    wall = time.perf_counter() - start
-    versions = library_versions()
-    created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+@dataclass(frozen=True)
+class EpochResult:
+    """One epoch of every model, as arrays."""
+
+    epoch: int
+    batches: list[tuple[np.ndarray, np.ndarray]]  # per model: the epoch's (inputs, targets), each [W, B, T]
+    loss: np.ndarray      # [W, M]
+    accuracy: np.ndarray  # [W, M]
+    probs: np.ndarray     # [S, M, B, T, C] at the snapshot windows
+    seconds: float        # data, the compiled call and its results (the first includes compiling)
+
+
+def run_epoch(group: Group, epoch: int, evaluation: Evaluation | None = None) -> EpochResult:
+    """One epoch: each model's fresh data, the one compiled call that trains them all (the group's
+    weights move on), its results as arrays. With ``evaluation``, and epochs still to come, the
+    evaluation starts compiling on the other core meanwhile."""
+    from ._tf import tf
+    from .steps import compiled_train_epoch
+
+    c0 = group.configs[0]
+    train_epoch = compiled_train_epoch(c0.optimizer, c0.num_classes, c0.snapshot_every)
+    t0 = time.perf_counter()
+    batches = [epoch_data(c, epoch) for c in group.configs]
+    xs = tf.constant(np.stack([b[0] for b in batches], axis=1))
+    ys = tf.constant(np.stack([b[1] for b in batches], axis=1))
+    group.params, group.opt, losses, accs, probs = train_epoch(group.params, group.opt, xs, ys, group.lr)
+    if evaluation is not None and epoch + 1 < c0.epochs:
+        evaluation.compile_ahead(group.params)
+    losses, accs, probs = losses.numpy(), accs.numpy(), probs.numpy()
+    return EpochResult(epoch, batches, losses, accs, probs, time.perf_counter() - t0)
+
+
+def run_epochs(group: Group, traces: Traces, evaluation: Evaluation | None = None, *,
+               on_epoch: Callback | None = None, should_stop: Callable[[], bool] | None = None,
+               start: float | None = None) -> int:
+    """Epoch after epoch until the last one, a stop asked for (polled before each) or every model
+    diverged; returns how many epochs ran. ``start``: when the call began, for the reports."""
+    start = time.perf_counter() if start is None else start
+    epochs = group.configs[0].epochs
+    ran = 0
+    for epoch in range(group.first_epoch, epochs):
+        if should_stop is not None and should_stop():
+            break
+        result = run_epoch(group, epoch, evaluation)
+        traces.add(result)
+        ran += 1
+        if on_epoch is not None:
+            on_epoch(epoch_report(result, traces, epochs, time.perf_counter() - start))
+        if not traces.alive.any():
+            break
+    return ran
+
+
+def epoch_report(result: EpochResult, traces: Traces, epochs: int, elapsed: float) -> EpochReport:
+    """What the progress callback gets: means over the models, the first model's samples."""
+    return EpochReport(result.epoch + 1, epochs, float(np.nanmean(result.loss)), float(np.nanmean(result.accuracy)),
+                       traces.windows / max(result.seconds, 1e-9), elapsed, traces.samples(result.epoch))
+
+
+class Evaluation:
+    """The held-out evaluation of the models trained together. ``compile_ahead`` has it compiled on
+    another thread while the epochs train, so that it is ready when they end."""
+
+    def __init__(self, configs: Sequence[Config], device: str) -> None:
+        from .steps import compiled_evaluate
+
+        self.configs, self.device = list(configs), device
+        self.fn = compiled_evaluate(self.configs[0].num_classes)
+        self._inputs = None
+        self._warmup = None
+
+    def inputs(self):
+        if self._inputs is None:
+            self._inputs = eval_inputs(self.configs)
+        return self._inputs
+
+    def compile_ahead(self, params: Params) -> None:
+        """Start compiling for these weights' shapes, once."""
+        from .steps import BackgroundCompile
+
+        if self._warmup is None:
+            self._warmup = BackgroundCompile(self.fn, self.device, params, *self.inputs())
+
+    def wait(self) -> None:
+        if self._warmup is not None:
+            self._warmup.wait()
+
+
+def evaluate_models(evaluation: Evaluation, params: Params, *, trained: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Held-out (loss [M], accuracy [M]); NaN if nothing new was trained (stopped at once, or every
+    model diverged), which leaves nothing to evaluate."""
+    evaluation.wait()
+    if not trained:
+        nan = np.full(len(evaluation.configs), np.nan)
+        return nan, nan
+    loss, accuracy = evaluation.fn(params, *evaluation.inputs())
+    return loss.numpy(), accuracy.numpy()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one call of ``train_many`` ended with, for building the runs."""
+
+    first_epoch: int      # epochs done before the call
+    epochs_run: int       # epochs the call ran (0: stopped before the first)
+    stopped_early: bool   # the models still alive did not reach their last epoch
+    eval_loss: np.ndarray      # [M]
+    eval_accuracy: np.ndarray  # [M]
+    params: dict[str, np.ndarray]     # [M, ...]
+    opt_state: dict[str, np.ndarray]  # [M, ...], the step a scalar
+    device: str
+    wall_seconds: float
+    versions: dict[str, str]
+    created: str
+
+
+def build_runs(configs: Sequence[Config], traces: Traces, outcome: Outcome,
+               resumes: Sequence[Run] | None = None) -> list[Run]:
+    """A Run per model: its traces (after those of the run it resumes), status, held-out results
+    and, unless it diverged, its weights."""
     runs = []
-    for m, (c, trace) in enumerate(zip(configs, traces)):
+    for m, (c, trace) in enumerate(zip(configs, traces.of, strict=True)):
         prev = resumes[m] if resumes is not None else None
-        if not alive[m]:
-            status = "diverged"
-            message = (f"the loss became non-finite at window {trace.first_bad} (epoch {trace.bad_epoch + 1}): "
-                       f"learning_rate {c.learning_rate} is likely too high for {c.optimizer}; try a smaller one")
-        elif stopped_early:
-            status, message = "interrupted", f"stopped after {trace.epochs_done + first_epoch} of {c.epochs} epochs"
-        else:
-            status, message = "completed", ""
+        alive = bool(traces.alive[m])
         run = trace.to_run(c, prev)
-        run.status, run.message = status, message
-        run.eval_loss, run.eval_accuracy = float(eval_loss[m]), float(eval_acc[m])
-        if prev is not None and not done:
+        run.status, run.message = run_status(c, trace, alive, outcome)
+        run.eval_loss, run.eval_accuracy = float(outcome.eval_loss[m]), float(outcome.eval_accuracy[m])
+        if prev is not None and not outcome.epochs_run:
             run.eval_loss, run.eval_accuracy = prev.eval_loss, prev.eval_accuracy
-        run.wall_seconds = wall + (prev.wall_seconds if prev else 0.0)
-        run.device = device
-        run.versions = versions
-        run.created = created
-        run.epochs_completed = first_epoch + trace.epochs_done
-        if alive[m]:
-            run.params = {n: v[m] for n, v in final_params.items()}
-            run.opt_state = {k: (v[m] if np.ndim(v) else v) for k, v in final_opt.items()}
+        run.wall_seconds = outcome.wall_seconds + (prev.wall_seconds if prev else 0.0)
+        run.device, run.versions, run.created = outcome.device, outcome.versions, outcome.created
+        run.epochs_completed = outcome.first_epoch + trace.epochs_done
+        if alive:
+            run.params = {n: v[m] for n, v in outcome.params.items()}
+            run.opt_state = {k: (v[m] if np.ndim(v) else v) for k, v in outcome.opt_state.items()}
         runs.append(run)
     return runs
+
+
+def run_status(c: Config, trace: _Trace, alive: bool, outcome: Outcome) -> tuple[str, str]:
+    """(status, message) of one model's run."""
+    if not alive:
+        return "diverged", (f"the loss became non-finite at window {trace.first_bad} (epoch {trace.bad_epoch + 1}): "
+                            f"learning_rate {c.learning_rate} is likely too high for {c.optimizer}; try a smaller one")
+    if outcome.stopped_early:
+        return "interrupted", f"stopped after {trace.epochs_done + outcome.first_epoch} of {c.epochs} epochs"
+    return "completed", ""
+
+
+class Traces:
+    """Every model's traces, and which models are still alive: a model whose loss turns non-finite
+    keeps its trace up to that window and takes no further epochs."""
+
+    def __init__(self, models: int, windows_per_epoch: int, snapshot_every: int) -> None:
+        self.of = [_Trace() for _ in range(models)]
+        self.alive = np.ones(models, bool)
+        self.windows = windows_per_epoch
+        self.snap_idx = np.arange(0, windows_per_epoch, snapshot_every)
+
+    def add(self, r: EpochResult) -> None:
+        idx = self.snap_idx
+        for m, trace in enumerate(self.of):
+            if not self.alive[m]:
+                continue
+            x_m, y_m = r.batches[m]
+            trace.add_epoch(r.epoch, r.epoch * self.windows, r.loss[:, m], r.accuracy[:, m], r.seconds,
+                            idx, x_m[idx], y_m[idx], r.probs[:, m])
+            if not trace.finite:
+                self.alive[m] = False
+
+    def samples(self, epoch: int) -> EpochSamples | None:
+        """The first model's traces of this epoch, for live figures (None once it diverged)."""
+        return self.of[0].latest(epoch * self.windows) if self.alive[0] else None
+
+    def stopped_early(self, planned: int) -> bool:
+        """Whether a model still alive trained fewer than the ``planned`` epochs of this call."""
+        return any(t.epochs_done < planned for t, a in zip(self.of, self.alive, strict=True) if a)
 
 
 class _Trace:

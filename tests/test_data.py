@@ -1,7 +1,16 @@
 import numpy as np
 
 from echo_rnn_cli import Config
-from echo_rnn_cli.data import echo_series, epoch_data, eval_data, eval_weights, rng_for, to_rows, to_windows
+from echo_rnn_cli.data import (
+    echo_series,
+    epoch_data,
+    eval_data,
+    eval_weights,
+    input_width,
+    rng_for,
+    to_rows,
+    to_windows,
+)
 
 
 def test_echo_is_shifted_series_with_zeroed_head():
@@ -63,3 +72,14 @@ def test_rng_streams_differ():
     a = rng_for(0, 1, 0).integers(0, 1 << 30, 4)
     b = rng_for(0, 2).integers(0, 1 << 30, 4)
     assert not np.array_equal(a, b)
+
+
+def test_input_width_is_one_rule_for_the_network_and_the_run_file():
+    """Binary symbols go in as one scalar, more classes one-hot; the network and the run file's
+    checks use this one definition."""
+    from echo_rnn_cli import model, runs
+
+    assert [input_width(c) for c in (2, 3, 7)] == [1, 3, 7]
+    assert model.input_width is input_width
+    c = Config(num_classes=5, state_size=6)
+    assert model.init_params(rng_for(0, 0), 6, 5)["Wx"].shape == runs._weight_shapes(c)["param_Wx"] == (5, 6)

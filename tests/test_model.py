@@ -5,9 +5,9 @@ import pytest
 
 from echo_rnn_cli import model
 from echo_rnn_cli._tf import tf
-from echo_rnn_cli.model import PARAM_NAMES, Params, forward, init_params, loss_and_grads, window_loss
+from echo_rnn_cli.model import PARAM_NAMES, Params, init_params
 from echo_rnn_cli.optim import OptState, apply_updates, initial_slot_values
-from echo_rnn_cli.steps import train_step
+from tests.models_first import forward, loss_and_grads, train_step, window_loss
 
 
 def make(models=2, batch=3, steps=6, state=4, classes=2, seed=0, scheme="glorot"):
@@ -32,7 +32,7 @@ def test_shapes(classes):
     assert probs.shape == (2, 3, 6, classes)
     np.testing.assert_allclose(tf.reduce_sum(probs, -1).numpy(), 1.0, rtol=1e-5)
     assert np.array_equal(last.numpy(), h[:, :, -1].numpy())
-    for g, p in zip(grads, params):
+    for g, p in zip(grads, params, strict=True):
         assert g.shape == p.shape
 
 
@@ -52,7 +52,7 @@ def test_hand_derived_gradient_matches_tape(classes):
     expected = tape.gradient(loss, list(params))
     ours_loss, _, _, _, ours = loss_and_grads(params, x, y, s0, classes)
     np.testing.assert_allclose(tf.reduce_sum(ours_loss).numpy(), loss.numpy(), rtol=1e-5)
-    for name, a, b in zip(PARAM_NAMES, ours, expected):
+    for name, a, b in zip(PARAM_NAMES, ours, expected, strict=True):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-6, err_msg=name)
 
 
@@ -67,7 +67,7 @@ def test_gradient_stops_at_the_window_edge():
     lr = tf.constant([0.1])
     p1, opt1, state, *_ = train_step(params, opt, s0, x, y, lr, optimizer="sgd", num_classes=2)
     p2, *_ = train_step(p1, opt1, state, x2, y2, lr, optimizer="sgd", num_classes=2)
-    applied = [(a - b).numpy() / 0.1 for a, b in zip(p1, p2)]
+    applied = [(a - b).numpy() / 0.1 for a, b in zip(p1, p2, strict=True)]
 
     # The state carried in is a value: the gradient of the second window's loss with it held fixed.
     with tf.GradientTape() as tape:
@@ -80,10 +80,10 @@ def test_gradient_stops_at_the_window_edge():
         _, h1, _ = forward(p1, x, s0, 2)
         through = tf.reduce_sum(window_loss(p1, x2, y2, h1[:, :, -1], 2))
     full = tape.gradient(through, list(p1))
-    for name, a, b in zip(PARAM_NAMES, applied, want):
+    for name, a, b in zip(PARAM_NAMES, applied, want, strict=True):
         np.testing.assert_allclose(a, b.numpy(), rtol=1e-3, atol=1e-6, err_msg=name)
     # ...and backpropagating across the edge would have given something else.
-    assert any(not np.allclose(a, f.numpy(), rtol=1e-3, atol=1e-6) for a, f in zip(applied, full))
+    assert any(not np.allclose(a, f.numpy(), rtol=1e-3, atol=1e-6) for a, f in zip(applied, full, strict=True))
 
 
 @pytest.mark.parametrize("name, keras_cls", [
@@ -104,7 +104,7 @@ def test_optimizers_match_keras(name, keras_cls):
         params, state = apply_updates(name, params, tuple(tf.constant(g) for g in grads), state,
                                       tf.constant([0.05]))
         ref.apply([tf.constant(g) for g in grads], variables)
-    for ours, theirs in zip(params, variables):
+    for ours, theirs in zip(params, variables, strict=True):
         np.testing.assert_allclose(ours.numpy(), np.asarray(theirs), rtol=1e-5, atol=1e-6)
 
 
@@ -118,7 +118,7 @@ def test_stepped_loop_gradient_matches_tape(steps, unroll):
     expected = tape.gradient(loss, list(params))
     _, _, _, _, ours = loss_and_grads(params, x, y, s0, 3, unroll=unroll)
     unrolled = loss_and_grads(params, x, y, s0, 3, unroll=True)[4]
-    for name, a, b, c in zip(PARAM_NAMES, ours, expected, unrolled):
+    for name, a, b, c in zip(PARAM_NAMES, ours, expected, unrolled, strict=True):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-6, err_msg=name)
         np.testing.assert_allclose(a.numpy(), c.numpy(), rtol=1e-5, atol=1e-7, err_msg=name)
 
