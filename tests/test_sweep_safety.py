@@ -274,12 +274,13 @@ def test_nothing_replaces_a_finished_point(tmp_path):
     assert stamp(tmp_path / "p.npz") == before
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs Linux /proc to find the workers")
 def test_killing_the_driver_leaves_the_folder_as_it_was(tmp_path):
     """kill -9 a real sweep once its workers run: they leave (they watch their parent) and write no
     run file of 0 epochs; the finished point's file and an earlier interrupted one are untouched."""
     out = tmp_path / "s"
-    c = Config(**{**SMALL, "epochs": 40, "total_series_length": 20000})
+    c = Config(**{**SMALL, "epochs": 3, "total_series_length": 20000})
     grid = {"truncated_backprop_length": [5, 8, 10]}
     run_sweep(c, {"truncated_backprop_length": [5]}, out_dir=out, jobs=1)
     stop = threading.Event()
@@ -291,7 +292,7 @@ def test_killing_the_driver_leaves_the_folder_as_it_was(tmp_path):
 
     marker = f"ECHO_RNN_TEST_MARKER={os.getpid()}-{time.monotonic_ns()}"
     env = {**ENV, marker.split("=")[0]: marker.split("=")[1]}
-    flags = ["--epochs", "40", "--total-series-length", "20000", "--jobs", "2", "-o", out]
+    flags = ["--epochs", "3", "--total-series-length", "20000", "--jobs", "2", "-o", out]
     with open(tmp_path / "err", "w") as err:  # not a pipe: orphans would hold it open
         proc = subprocess.Popen(sweep_cmd(*flags, *[f"--grid=truncated_backprop_length={','.join(map(str, v))}"
                                                     for v in grid.values()]),
