@@ -13,8 +13,11 @@ Points that differ only in settings one compiled program can hold for several mo
 tasks that run in parallel worker processes (or on a Ray cluster); a group is split when there are
 fewer groups than workers. Run files are written whole (temporary file + rename), and a point whose
 file already holds a completed run of the same settings is not trained again, so a sweep stopped by
-a crash or Ctrl-C picks up where it stopped when run again. Nothing here imports TensorFlow in the
-calling process unless it trains there itself (one worker).
+a crash or Ctrl-C picks up where it stopped when run again. Nothing replaces a completed run file
+(not a worker whose driver was killed, nor a second sweep), a point stopped before its first epoch
+ended writes nothing, and a sweep holds ``DIR/.sweep.lock`` while it runs, so that a second sweep on
+the same folder is refused rather than training every point again. Nothing here imports TensorFlow
+in the calling process unless it trains there itself (one worker).
 
 The modules, each importing only those above it:
 
@@ -35,9 +38,10 @@ from typing import Any
 _PUBLIC = {
     "MAX_POINTS": "grid", "Point": "grid", "expand_grid": "grid", "format_value": "grid", "key_order": "grid",
     "learnability_warnings": "grid", "parse_grid": "grid", "point_name": "grid",
-    "MANIFEST": "manifest", "PointResult": "manifest", "read_manifest": "manifest",
+    "MANIFEST": "manifest", "ManifestError": "manifest", "PointResult": "manifest", "read_manifest": "manifest",
     "default_jobs": "executors.local",
-    "EXECUTORS": "run", "SweepEvent": "run", "SweepResult": "run", "make_tasks": "run", "run_sweep": "run",
+    "EXECUTORS": "run", "check_out_dir": "run", "SweepEvent": "run", "SweepResult": "run", "make_tasks": "run",
+    "run_sweep": "run",
 }
 
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import os
+import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,6 +76,29 @@ def finished_points(points: Sequence[Point], out_dir: Path) -> dict[str, PointRe
     return done
 
 
+def kept_run(path: Path, config: Config, status: str, epochs: int) -> PointResult | None:
+    """What became of a point whose new run (``status``, ``epochs`` done) would replace ``path``
+    but may not; None when it may. Nothing replaces a completed run (a worker whose driver died, a
+    second sweep, a task trained again), and an interrupted run does not replace a run of the same
+    settings that got as far. Missing or unreadable files may be replaced."""
+    try:
+        if not path.is_file():
+            return None
+        old = load_run(path)
+    except (OSError, RunFileError):
+        return None
+    same = _comparable(old.config) == _comparable(config)
+    if old.status == "completed" and same:
+        return PointResult(path.stem, "completed", "", old.summary(str(path)), skipped=True)
+    if old.status == "completed":
+        return PointResult(path.stem, "error", f"{str(path)!r} now holds a completed run of other settings; "
+                                               f"this point's run was not saved over it")
+    if same and status == "interrupted" and old.epochs_completed >= epochs:
+        return PointResult(path.stem, "interrupted", f"stopped after {epochs} epochs; the earlier run file "
+                                                     f"with {old.epochs_completed} epochs was kept")
+    return None
+
+
 class Manifest:
     """``DIR/sweep.json``: the sweep's settings and every point's status, rewritten whole after each
     point finishes, so it is current after a crash too."""
@@ -107,9 +132,88 @@ class Manifest:
         atomic_write_bytes(self.path, (json.dumps(doc, indent=1) + "\n").encode())
 
 
-def read_manifest(out_dir: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads((Path(out_dir) / MANIFEST).read_text())
-    except (OSError, ValueError):
+class ManifestError(ValueError):
+    """A ``sweep.json`` that cannot be used; the message is one line naming the file and the fault."""
+
+
+#: Larger than any manifest of MAX_POINTS points; a bigger file is not one this package wrote.
+MAX_MANIFEST_BYTES = 256 * 2**20
+
+
+def read_manifest(out_dir: str | os.PathLike) -> dict[str, Any] | None:
+    """``DIR/sweep.json``, checked: None when there is none; a ``ManifestError`` when it cannot be
+    read or is not what a sweep writes (never a TypeError, a KeyError or a hang). What comes back
+    has a dict ``base_config`` and a list of ``points``, each with str ``file`` (a plain name),
+    dict ``settings`` and str ``status`` and ``message``."""
+    path = Path(out_dir) / MANIFEST
+    text = _read_regular(path)
+    if text is None:
         return None
-    return data if isinstance(data, dict) and isinstance(data.get("points"), list) else None
+    where = repr(str(path))
+    try:
+        data = json.loads(text)
+    except RecursionError:
+        raise ManifestError(f"{where} is not a sweep manifest: its JSON is nested too deeply") from None
+    except ValueError as e:  # also UnicodeDecodeError
+        raise ManifestError(f"{where} is not a sweep manifest: not JSON ({str(e).splitlines()[0]})") from None
+    problem = _manifest_problem(data)
+    if problem:
+        raise ManifestError(f"{where} is not a sweep manifest: {problem}")
+    return data
+
+
+def _read_regular(path: Path) -> bytes | None:
+    """The file's bytes, None if there is none; a FIFO, device or folder is refused without
+    blocking (opened non-blocking, checked with fstat before any read)."""
+    where = repr(str(path))
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise ManifestError(f"{where} cannot be read: {e.strerror or e}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ManifestError(f"{where} is not a regular file")
+        if info.st_size > MAX_MANIFEST_BYTES:
+            raise ManifestError(f"{where} is not a sweep manifest: {info.st_size:,} bytes, more than "
+                                f"{MAX_MANIFEST_BYTES:,}")
+        chunks, size = [], 0
+        while size <= MAX_MANIFEST_BYTES and (chunk := os.read(fd, 1 << 20)):
+            chunks.append(chunk)
+            size += len(chunk)
+        return b"".join(chunks)
+    except OSError as e:
+        raise ManifestError(f"{where} cannot be read: {e.strerror or e}") from None
+    finally:
+        os.close(fd)
+
+
+def _manifest_problem(data: Any) -> str:
+    """What is wrong with a parsed manifest, in a few words; '' when nothing is."""
+    if not isinstance(data, dict):
+        return f"the top level is {_json_kind(data)}, not an object"
+    if not isinstance(data.get("base_config"), dict):
+        return f"'base_config' is {_json_kind(data.get('base_config'))}, not an object"
+    points = data.get("points")
+    if not isinstance(points, list):
+        return f"'points' is {_json_kind(points)}, not a list"
+    for i, point in enumerate(points):
+        if not isinstance(point, dict):
+            return f"point {i + 1} is {_json_kind(point)}, not an object"
+        for key, kind in (("file", str), ("settings", dict), ("status", str)):
+            if not isinstance(point.get(key), kind):
+                return f"point {i + 1}: {key!r} is {_json_kind(point.get(key))}, not {_json_kind(kind())}"
+        if not isinstance(point.get("message", ""), str):
+            return f"point {i + 1}: 'message' is {_json_kind(point.get('message'))}, not a string"
+        name = point["file"]
+        if name in ("", ".", "..") or "/" in name or os.sep in name or "\0" in name:
+            return f"point {i + 1}: 'file' {name[:80]!r} is not a plain file name"
+        point.setdefault("message", "")
+    return ""
+
+
+def _json_kind(value: Any) -> str:
+    kinds = {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "missing or null"}
+    return kinds.get(type(value), "a number" if isinstance(value, (int, float)) else type(value).__name__)

@@ -3,24 +3,28 @@ record each result (run file, ``sweep.json``, an event) as it comes back."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import stat
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import Config, ConfigError, program_key
+from ..config import Config, ConfigError, check_models, program_key
 from ..files import atomic_write_bytes
 from .executors.local import default_jobs, run_here, run_pool
 from .executors.ray import cluster_cpus, connect_ray, disconnect_ray, import_ray, resolve_ray_address, run_ray
 from .executors.task import Task, TaskResult
 from .grid import Point, expand_grid
-from .manifest import Manifest, PointResult, finished_points
+from .manifest import MANIFEST, Manifest, PointResult, finished_points, kept_run
 
 EXECUTORS = ("local", "ray")
+#: In the output folder, locked while a sweep runs there.
+LOCK = ".sweep.lock"
 
 
 @dataclass(frozen=True)
@@ -74,10 +78,12 @@ def make_tasks(points: Sequence[Point], workers: int) -> list[list[Point]]:
 
 
 def prepare(base: Config, grid: Mapping[str, Sequence[Any]], seeds: int, out_dir: str | os.PathLike
-            ) -> tuple[list[Point], Path, dict[str, PointResult]]:
-    """Everything checked before any training: the points, the folder, what is done already."""
+            ) -> tuple[list[Point], Path]:
+    """Everything checked before any training and before the folder is touched: the points, that
+    each program's group fits in memory, the folder (created, writable, no non-file in the way)."""
+    out = check_out_dir(out_dir)
     points = expand_grid(base, grid, seeds)
-    out = Path(out_dir)
+    check_group_memory(points)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out-dir {str(out)!r} is a file, not a folder")
     try:
@@ -87,7 +93,63 @@ def prepare(base: Config, grid: Mapping[str, Sequence[Any]], seeds: int, out_dir
         os.unlink(probe)
     except OSError as e:
         raise ConfigError(f"--out-dir {str(out)!r} cannot be written: {e.strerror or e}") from None
-    return points, out, finished_points(points, out)
+    for name in [MANIFEST, *(p.file for p in points)]:
+        if (out / name).exists() and not (out / name).is_file():  # a FIFO or device would block or be lost
+            raise ConfigError(f"{str(out / name)!r} is not a regular file; a sweep writes there: remove it "
+                              f"or use another --out-dir")
+    return points, out
+
+
+def check_out_dir(out_dir: str | os.PathLike) -> Path:
+    """``--out-dir`` as given: an empty name is refused (``Path('')`` is the current folder, which
+    the user did not name)."""
+    if not os.fspath(out_dir).strip():
+        raise ConfigError("--out-dir: an empty name; give a folder such as 'sweep'")
+    return Path(out_dir)
+
+
+def check_group_memory(points: Sequence[Point]) -> None:
+    """Each group of points one program trains must fit in memory, checked as ``train --seeds``
+    checks its models: before anything is built or written."""
+    groups: dict[tuple, list[Point]] = {}
+    for p in points:
+        groups.setdefault(program_key(p.config), []).append(p)
+    for group in groups.values():
+        check_models(group[0].config, len(group), "--grid and --seeds put in one program")
+
+
+@contextlib.contextmanager
+def folder_lock(out: Path) -> Iterator[None]:
+    """Hold ``DIR/.sweep.lock`` exclusively for the sweep's lifetime, so that a second sweep on the
+    same folder is refused instead of training every point again. The kernel releases the lock
+    when this process ends, however it ends (kill -9 too); the file itself stays (removing it would
+    let two sweeps lock two different files)."""
+    import fcntl
+
+    path = out / LOCK
+    flags = os.O_RDWR | os.O_CREAT | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags, 0o666)
+    except OSError as e:
+        raise ConfigError(f"--out-dir {str(out)!r}: cannot open its lock file {LOCK}: {e.strerror or e}") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ConfigError(f"{str(path)!r} is not a regular file; remove it")
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
+            raise ConfigError(f"--out-dir {str(out)!r} is in use by another sweep"
+                              + (f" (process {holder})" if holder.isdigit() else "")
+                              + "; wait for it to end, or use another --out-dir") from None
+        except OSError:  # a file system without locks: sweep regardless, as before locks existed
+            pass
+        else:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)
 
 
 def run_sweep(base: Config, grid: Mapping[str, Sequence[Any]], seeds: int = 1,
@@ -108,22 +170,24 @@ def run_sweep(base: Config, grid: Mapping[str, Sequence[Any]], seeds: int = 1,
         raise ConfigError(f"--jobs must be at least 1, got {jobs}")
     if executor == "ray" and not import_ray().is_initialized():
         resolve_ray_address(ray_address)  # before anything is written
-    points, out, done = prepare(base, grid, seeds, out_dir)
+    points, out = prepare(base, grid, seeds, out_dir)
     emit_event = on_event or (lambda e: None)
     should_stop = should_stop or (lambda: False)
     t0 = time.perf_counter()
-    todo = [p for p in points if p.name not in done]
-    connected = False
-    if executor == "ray" and todo:
-        connected = connect_ray(ray_address)  # before anything is written: a wrong address changes nothing
-        if jobs is None:
-            jobs = cluster_cpus()
-    try:
-        return _sweep(base, grid, points, out, done, todo, jobs or default_jobs(), executor, emit_event,
-                      should_stop, t0)
-    finally:
-        if connected:
-            disconnect_ray()
+    with folder_lock(out):
+        done = finished_points(points, out)
+        todo = [p for p in points if p.name not in done]
+        connected = False
+        if executor == "ray" and todo:
+            connected = connect_ray(ray_address)  # before anything is written: a wrong address changes nothing
+            if jobs is None:
+                jobs = cluster_cpus()
+        try:
+            return _sweep(base, grid, points, out, done, todo, jobs or default_jobs(), executor, emit_event,
+                          should_stop, t0)
+        finally:
+            if connected:
+                disconnect_ray()
 
 
 def _sweep(base, grid, points, out, done, todo, jobs, executor, emit_event, should_stop, t0) -> SweepResult:
@@ -132,6 +196,7 @@ def _sweep(base, grid, points, out, done, todo, jobs, executor, emit_event, shou
              for g in groups]
 
     result = SweepResult(points, dict(done))
+    by_name = {p.name: p for p in points}
     manifest = Manifest(out, base, grid, points, executor)
     for r in done.values():
         manifest.update(r)
@@ -148,12 +213,8 @@ def _sweep(base, grid, points, out, done, todo, jobs, executor, emit_event, shou
 
     def emit(i: int, results: list[TaskResult]) -> None:
         for r in results:
-            summary = r.summary
-            if r.data is not None:  # from a Ray worker: the driver writes the file
-                path = out / f"{r.name}.npz"
-                atomic_write_bytes(path, r.data)
-                summary = dict(summary or {}, output=str(path))
-            pr = PointResult(r.name, r.status, r.message, summary)
+            pr = _write_returned(out, r, by_name[r.name].config) if r.data is not None else \
+                PointResult(r.name, r.status, r.message, r.summary)
             result.results[r.name] = pr
             manifest.update(pr)
             emit_event(SweepEvent("finished", (r.name,), pr))
@@ -162,6 +223,16 @@ def _sweep(base, grid, points, out, done, todo, jobs, executor, emit_event, shou
     result.interrupted = should_stop() or any(r.status == "interrupted" for r in result.results.values())
     result.wall_seconds = time.perf_counter() - t0
     return result
+
+
+def _write_returned(out: Path, r: TaskResult, config: Config) -> PointResult:
+    """A Ray worker's run file, written by the driver, unless a finished run is there already."""
+    path = out / f"{r.name}.npz"
+    kept = kept_run(path, config, r.status, (r.summary or {}).get("epochs_completed", 0))
+    if kept is not None:
+        return kept
+    atomic_write_bytes(path, r.data)
+    return PointResult(r.name, r.status, r.message, dict(r.summary or {}, output=str(path)))
 
 
 def _execute(executor: str, tasks: list[Task], jobs: int, emit, started, progress, should_stop) -> None:

@@ -36,13 +36,26 @@ def run_ray(tasks: list[Task], workers: int, emit: Emit, started, should_stop) -
                 i = refs.pop(ref)
                 try:
                     results = ray.get(ref)
-                except Exception as e:  # a task error (RayTaskError) or a lost worker
-                    results = error_results(tasks[i], describe(e))
+                except Exception as e:  # a task error (RayTaskError) or a lost worker or node
+                    results = error_results(tasks[i], failure_message(e))
                 emit(i, results)
     except BaseException:
         for ref in refs:
             ray.cancel(ref)
         raise
+
+
+def failure_message(e: BaseException) -> str:
+    """One line for a task that came back as an error. A worker, node or owner that died takes the
+    task's points with it (reported failed, trained when the sweep runs again); any other error is
+    the training's own."""
+    from ray import exceptions as rx
+
+    lost = tuple(getattr(rx, n) for n in ("NodeDiedError", "WorkerCrashedError", "RayActorError", "ObjectLostError",
+                                          "LocalRayletDiedError", "TaskUnschedulableError") if hasattr(rx, n))
+    if isinstance(e, lost):
+        return f"lost with its Ray worker or node ({type(e).__name__}); run the sweep again to train it"
+    return describe(e)
 
 
 def import_ray():

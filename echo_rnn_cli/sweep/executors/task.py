@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tempfile
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ...config import Config
+from ..manifest import kept_run
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -43,23 +45,35 @@ def train_task(task: Task, should_stop: Callable[[], bool] | None = None,
     """Train a task's points together; write (or return) their run files."""
     # Several workers may share one GPU: TensorFlow would otherwise map all its memory to the first.
     os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
-    from ...runs import save_run
     from ...trainer import train_many
 
     # The sweep warns once for all points; per-run warnings would repeat it for every group.
     runs = train_many(task.configs, should_stop=should_stop, on_epoch=on_epoch, warn=lambda m: None)
-    out = []
-    for name, run in zip(task.names, runs, strict=True):
-        if task.out_dir is not None:
-            path = Path(task.out_dir) / f"{name}.npz"
-            save_run(run, path)
-            out.append(TaskResult(name, run.status, run.message, run.summary(str(path))))
-        else:
-            with tempfile.TemporaryDirectory() as tmp:
-                path = save_run(run, Path(tmp) / f"{name}.npz")
-                data = path.read_bytes()
-            out.append(TaskResult(name, run.status, run.message, run.summary(None), data))
-    return out
+    return [_task_result(name, run, task.out_dir) for name, run in zip(task.names, runs, strict=True)]
+
+
+def _task_result(name: str, run, out_dir: str | None) -> TaskResult:
+    from ...runs import save_run
+
+    if run.status == "diverged":
+        # Its weights are not finite: an evaluation of them (in a program shared with healthy
+        # models) yields a number that means nothing. Held-out results of a diverged model are NaN.
+        run.eval_loss = run.eval_accuracy = math.nan
+    if run.status == "interrupted" and run.epochs_completed == 0:
+        # Stopped (Ctrl-C, or its driver died) before one epoch ended: nothing worth a file, and a
+        # file would replace whatever the point had.
+        return TaskResult(name, "interrupted", "stopped before its first epoch ended; nothing saved", None)
+    if out_dir is None:  # the driver writes the file (and checks it may)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = save_run(run, Path(tmp) / f"{name}.npz")
+            data = path.read_bytes()
+        return TaskResult(name, run.status, run.message, run.summary(None), data)
+    path = Path(out_dir) / f"{name}.npz"
+    kept = kept_run(path, run.config, run.status, run.epochs_completed)
+    if kept is not None:
+        return TaskResult(name, kept.status, kept.message, kept.summary)
+    save_run(run, path)
+    return TaskResult(name, run.status, run.message, run.summary(str(path)))
 
 
 def error_results(task: Task, message: str) -> list[TaskResult]:
