@@ -191,3 +191,14 @@ def test_a_failed_save_is_kept_beside_the_target(tmp_path):
     assert elsewhere.parent == tmp_path
     with pytest.raises(OSError):
         save_beside(write, Path("/proc/run.npz"), folders=["/proc"])
+
+
+def test_a_failed_atomic_write_names_the_target_and_leaves_nothing(tmp_path):
+    from echo_rnn_cli.files import atomic_write
+
+    target = tmp_path / "run.npz"
+    target.mkdir()  # os.replace of a file over a folder fails, as over an immutable file
+    with pytest.raises(OSError) as failed:
+        atomic_write(target, lambda tmp: tmp.write_bytes(b"data"))
+    assert failed.value.filename == str(target) and ".run.npz." not in str(failed.value)
+    assert [p.name for p in tmp_path.iterdir()] == ["run.npz"]
