@@ -7,7 +7,7 @@ import importlib.machinery
 import os
 import sys
 
-from . import xla_cache
+from . import native_stderr, xla_cache
 
 # Before the import: TensorFlow reads these once. Quiet its C++ start-up chatter (users get our
 # own messages instead), and keep oneDNN's reordered float sums out so CPU runs are bit-reproducible.
@@ -91,7 +91,7 @@ def _without_keras():
 
 
 with quiet_native_stderr(), _without_keras():
-    import tensorflow as tf  # noqa: E402
+    import tensorflow as tf
 
     # The first device query initialises the platforms, which is when CUDA complains.
     tf.config.list_physical_devices()
@@ -103,5 +103,18 @@ if _cache_flag:
         os.environ.pop("TF_XLA_FLAGS", None)
     else:
         os.environ["TF_XLA_FLAGS"] = _user_tf_xla_flags
+
+
+def _log_level() -> int:
+    try:
+        return int(os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0"))
+    except ValueError:
+        return 0
+
+
+# Loading a cached program makes TensorFlow log two false alarms at level ERROR (see
+# xla_cache.NOISE); shown only where ERROR lines are (TF_CPP_MIN_LOG_LEVEL below 3).
+if _cache_flag and _log_level() < 3:
+    native_stderr.install(xla_cache.NOISE)
 
 __all__ = ["tf", "quiet_native_stderr"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 
 def _umask() -> int:
@@ -30,6 +30,10 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 would hide the file from other users
         os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        # Name the target, not our temporary file, which is gone and means nothing to the user.
+        raise type(e)(e.errno, e.strerror or str(e), str(path)) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -1,0 +1,181 @@
+"""Guards around the files a command reads and writes: checked before any work, one line each.
+
+- ``check_output``: before training or plotting, refuse an output that would lose something (an
+  existing file not to be replaced, a FIFO or device that would be replaced by a file, one of the
+  command's own inputs) or that could not be written at all (a name too long for the file system,
+  a missing or read-only folder).
+- ``open_regular``: open a file to read it, refusing at once anything but a regular file, so a
+  FIFO never blocks and ``/dev/zero`` is never read.
+- ``save_beside``: when the final save fails after the work is done, keep the result under a new
+  name beside the target and say where.
+
+No TensorFlow or NumPy here: the commands call these before importing either.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import stat
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import BinaryIO
+
+#: What ``train`` offers when its output exists (``plot`` replaces its figures and offers nothing).
+TRAIN_WAYS_OUT = "use --force to replace it, another -o to keep both, or --resume to continue it"
+
+_KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+class GuardError(ValueError):
+    """A file the command must not or cannot use; the message is one line, and the exit code 2."""
+
+    exit_code = 2
+
+
+def kind(mode: int) -> str:
+    """'a folder', 'a FIFO (named pipe)', ...; 'a regular file' for one."""
+    return next((name for test, name in _KINDS if test(mode)), "a regular file" if stat.S_ISREG(mode) else
+                "not a regular file")
+
+
+def _name_limits(folder: Path) -> tuple[int, int]:
+    """NAME_MAX and PATH_MAX of the file system the folder (or its nearest existing parent) is on."""
+    probe = next((p for p in (folder, *folder.parents) if p.is_dir()), Path("."))
+    try:
+        return os.pathconf(probe, "PC_NAME_MAX"), os.pathconf(probe, "PC_PATH_MAX")
+    except (OSError, ValueError):
+        return 255, 4096
+
+
+def _check_name(path: Path, what: str) -> None:
+    if not path.name or str(path).endswith(os.sep):
+        raise GuardError(f"{what} {str(path)!r} names no file; give a file name such as 'run.npz'")
+    name_max, path_max = _name_limits(path.parent)
+    if len(os.fsencode(path.name)) > name_max:
+        raise GuardError(f"{what} name is {len(os.fsencode(path.name))} bytes long, more than the {name_max} "
+                         f"its file system allows: {path.name[:40]}...")
+    if len(os.fsencode(os.path.abspath(path))) >= path_max:
+        raise GuardError(f"{what} path is longer than the {path_max} bytes the system allows")
+
+
+def _same_file(path: Path, other: Path) -> bool:
+    with contextlib.suppress(OSError):
+        if os.path.samefile(path, other):  # through symlinks and hard links
+            return True
+    return os.path.realpath(path) == os.path.realpath(other)
+
+
+def _check_folder(path: Path, what: str) -> None:
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.exists():
+        blocker = next((p for p in folder.parents if p.exists() and not p.is_dir()), None)
+        if blocker is not None:
+            raise GuardError(f"cannot write the {what} {str(path)!r}: {str(blocker)!r} is a file, not a folder")
+        raise GuardError(f"cannot write the {what} {str(path)!r}: its folder {str(folder)!r} does not exist")
+    if not folder.is_dir():
+        raise GuardError(f"cannot write the {what} {str(path)!r}: {str(folder)!r} is not a folder")
+    try:  # a real write: os.access is wrong for root, read-only mounts and ACLs
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name[:32]}.", suffix=".probe", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise GuardError(f"cannot write the {what} {str(path)!r}: {e.strerror or e}") from None
+
+
+def check_output(path: str | os.PathLike, *, inputs: Iterable[str | os.PathLike] = (), replace: bool = False,
+                 what: str = "run file", ways_out: str | None = TRAIN_WAYS_OUT) -> Path:
+    """Refuse, before any work, an output that must not or cannot be written; return it as a Path.
+
+    ``inputs``: the command's input files (``--config``, the run files of ``plot``), which the
+    output may never be. ``replace``: an existing regular file may be replaced (``--force``, or a
+    derived file such as a figure). ``ways_out``: what the refusal of an existing file suggests."""
+    path = Path(path)
+    _check_name(path, what)
+    try:
+        info = os.stat(path)  # follows a symlink: what matters is what a write would replace
+    except (FileNotFoundError, NotADirectoryError):  # the folder check below says which
+        info = None
+    except OSError as e:
+        raise GuardError(f"cannot use the {what} {str(path)!r}: {e.strerror or e}") from None
+    if info is not None and not stat.S_ISREG(info.st_mode):
+        link = " (through a symlink)" if path.is_symlink() else ""
+        raise GuardError(f"{what} {str(path)!r} is {kind(info.st_mode)}{link}, not a regular file; "
+                         "give another -o")
+    for source in inputs:
+        if _same_file(path, Path(source)):
+            raise GuardError(f"{what} {str(path)!r} is the input {str(source)!r}; give another -o")
+    if info is not None and not replace:
+        tail = f"; {ways_out}" if ways_out else ""
+        raise GuardError(f"{what} {str(path)!r} already exists{tail}")
+    _check_folder(path, what)
+    return path
+
+
+def open_regular(path: str | os.PathLike, *, max_bytes: int | None = None, what: str = "file") -> BinaryIO:
+    """Open for reading in binary, refusing anything but a regular file at once: the open does not
+    wait for a FIFO's writer, and the check is on the opened file (no race with a swap)."""
+    where = repr(str(path))
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise GuardError(f"{what} {where} does not exist") from None
+    except PermissionError:
+        raise GuardError(f"{what} {where} cannot be read: permission denied") from None
+    except OSError as e:  # a socket cannot be opened at all (ENXIO): say what it is
+        with contextlib.suppress(OSError):
+            mode = os.stat(path).st_mode
+            if not stat.S_ISREG(mode):
+                raise GuardError(f"{what} {where} is {kind(mode)}, not a regular file") from None
+        raise GuardError(f"{what} {where} cannot be opened: {e.strerror or e}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise GuardError(f"{what} {where} is {kind(info.st_mode)}, not a regular file")
+        if max_bytes is not None and info.st_size > max_bytes:
+            raise GuardError(f"{what} {where} is {info.st_size:,} bytes, more than the {max_bytes:,} it can be")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _reserve(folder: Path, stem: str, suffix: str) -> Path:
+    """A new, empty file of a name nobody has (created exclusively, so two savers never collide)."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for n in range(1, 1000):
+        candidate = folder / f"{stem}.unsaved-{stamp}{'' if n == 1 else f'-{n}'}{suffix}"
+        try:
+            os.close(os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            return candidate
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no free name", str(folder / stem))
+
+
+def save_beside(write: Callable[[Path], object], target: str | os.PathLike,
+                folders: Iterable[str | os.PathLike] | None = None) -> Path:
+    """After ``write(target)`` failed: write the result under ``STEM.unsaved-TIME[-N]SUFFIX`` beside
+    the target, else in the current folder, else the temp folder; return where it went. Raises the
+    last OSError when it could be written nowhere."""
+    target = Path(target)
+    if folders is None:
+        folders = (target.parent if str(target.parent) else Path("."), Path.cwd(), Path(tempfile.gettempdir()))
+    error: OSError | None = None
+    for folder in dict.fromkeys(Path(f) for f in folders):
+        path = None
+        try:
+            path = _reserve(folder, target.stem, target.suffix)
+            write(path)
+            return path
+        except OSError as e:
+            error = e
+            if path is not None:
+                with contextlib.suppress(OSError):
+                    path.unlink()
+    raise error if error is not None else OSError(errno.ENOENT, "no folder to save in")
