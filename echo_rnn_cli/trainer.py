@@ -15,7 +15,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from . import __version__
+from ._version import __version__
 from .config import program_key, PER_MODEL_KEYS, RESUMABLE_CHANGES, Config, ConfigError, config_warnings
 from .data import INIT_STREAM, epoch_data, eval_data, eval_weights, rng_for
 from .runs import Run
