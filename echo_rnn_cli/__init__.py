@@ -10,10 +10,9 @@ A notebook uses the same API as the command line::
 Importing this package does not import TensorFlow; training does, when it starts.
 """
 
-__version__ = "0.1.0"
-
-from .config import Config, ConfigError, resolve  # noqa: E402
-from .runs import Run, RunFileError, load_run, save_run  # noqa: E402
+from ._version import __version__
+from .config import Config, ConfigError, resolve
+from .runs import Run, RunFileError, load_run, save_run
 
 
 def train(*args, **kwargs):

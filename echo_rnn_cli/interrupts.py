@@ -19,7 +19,7 @@ import contextlib
 import os
 import signal
 import threading
-from typing import Iterator
+from collections.abc import Iterator
 
 EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
@@ -63,7 +63,7 @@ def stop_on_signals() -> Iterator[StopRequest]:
         yield request  # signals can only be caught in the main thread; nothing to do elsewhere
         return
 
-    def handler(signum, frame):  # noqa: ARG001
+    def handler(signum, frame):
         # Runs late (after the compiled call returns); the watcher has usually seen it already.
         if request.signum is None:
             request.signum = signum

@@ -11,16 +11,15 @@ import csv
 import io
 import json
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
-from .config import FIELD_TYPES
+from .config import SETTINGS, key_order
 from .runs import RunFileError, load_run
-from .sweep.grid import key_order
-from .sweep.manifest import read_manifest
+from .sweep.manifest import ManifestError, read_manifest
 
-FORMATS = ("table", "csv", "json")
 #: Result columns after the config keys, in this order, in CSV and JSON.
 RESULT_KEYS = ("eval_accuracy", "eval_loss", "final_loss", "wall_seconds", "epochs_completed", "status",
                "message", "file")
@@ -40,7 +39,7 @@ class Row:
 
     def flat(self) -> dict[str, Any]:
         """Config keys (all of them, in the config's order), then the results."""
-        out = {k: self.config.get(k) for k in FIELD_TYPES}
+        out = {k: self.config.get(k) for k in SETTINGS}
         out.update({k: getattr(self, k) for k in RESULT_KEYS})
         return out
 
@@ -49,10 +48,6 @@ class Row:
 class Collected:
     rows: list[Row] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)  # one line per file that could not be read
-
-    @property
-    def varying(self) -> list[str]:
-        return varying_keys(self.rows)
 
 
 def _row_from_file(path: Path) -> Row:
@@ -86,7 +81,11 @@ def collect(paths: Iterable[str | Path]) -> Collected:
 
 def missing_from_manifest(folder: Path, present: set[str], out: Collected) -> None:
     """Points a sweep planned whose run file is not (yet) in the folder."""
-    manifest = read_manifest(folder)
+    try:
+        manifest = read_manifest(folder)
+    except ManifestError as e:  # the run files' rows still print; this is one skip line
+        out.errors.append(str(e))
+        return
     if manifest is None:
         return
     base = manifest.get("base_config") or {}
@@ -104,7 +103,7 @@ def missing_from_manifest(folder: Path, present: set[str], out: Collected) -> No
 
 def varying_keys(rows: Sequence[Row]) -> list[str]:
     """Config keys whose values differ between the rows (the sweep's axes and seed)."""
-    keys = [k for k in FIELD_TYPES if len({json.dumps(r.config.get(k)) for r in rows}) > 1]
+    keys = [k for k in SETTINGS if len({json.dumps(r.config.get(k)) for r in rows}) > 1]
     return key_order(keys)
 
 
@@ -130,7 +129,7 @@ def to_json(rows: Sequence[Row]) -> str:
 def to_csv(rows: Sequence[Row]) -> str:
     """Header: every config key, then ``RESULT_KEYS``; empty cells for no value."""
     buf = io.StringIO()
-    columns = [*FIELD_TYPES, *RESULT_KEYS]
+    columns = [*SETTINGS, *RESULT_KEYS]
     writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     for r in rows:

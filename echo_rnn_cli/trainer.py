@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import __version__
+from ._version import __version__
 from .config import PER_MODEL_KEYS, RESUMABLE_CHANGES, Config, ConfigError, config_warnings, program_key
 from .data import INIT_STREAM, epoch_data, eval_data, eval_weights, rng_for
 from .runs import Run
@@ -356,6 +356,8 @@ def build_runs(configs: Sequence[Config], traces: Traces, outcome: Outcome,
         run.eval_loss, run.eval_accuracy = float(outcome.eval_loss[m]), float(outcome.eval_accuracy[m])
         if prev is not None and not outcome.epochs_run:
             run.eval_loss, run.eval_accuracy = prev.eval_loss, prev.eval_accuracy
+        if not alive:  # a diverged model has no held-out results, whatever its company computed
+            run.eval_loss = run.eval_accuracy = float("nan")
         run.wall_seconds = outcome.wall_seconds + (prev.wall_seconds if prev else 0.0)
         run.device, run.versions, run.created = outcome.device, outcome.versions, outcome.created
         run.epochs_completed = outcome.first_epoch + trace.epochs_done

@@ -6,7 +6,7 @@ import pytest
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from echo_rnn_cli import Config  # noqa: E402
+from echo_rnn_cli import Config
 
 #: A small configuration shared by most tests, so the compiled epoch is traced once per process.
 SMALL = dict(total_series_length=1500, epochs=2, snapshot_every=25)

@@ -167,7 +167,8 @@ def test_bad_input_is_refused_before_tensorflow_is_imported(tmp_path):
     save_run(Run(config=Config(**SMALL)), tmp_path / "r.npz")
     code = ("import sys\nfrom echo_rnn_cli.cli import cli\n"
             f"for args in {cases!r}:\n"
-            "    try:\n        cli.main(['train', *args])\n    except SystemExit as e:\n        assert e.code == 2, (args, e.code)\n"
+            "    try:\n        cli.main(['train', *args])\n"
+            "    except SystemExit as e:\n        assert e.code == 2, (args, e.code)\n"
             "assert 'tensorflow' not in sys.modules, 'tensorflow was imported'\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, timeout=120,
                           cwd=tmp_path)

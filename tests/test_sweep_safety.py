@@ -133,7 +133,6 @@ def test_no_manifest_is_none_and_a_good_one_reads(tmp_path):
     assert read_manifest(tmp_path)["points"] == [GOOD_POINT]  # 'message' is optional and filled in
 
 
-@pytest.mark.xfail(strict=True, reason="needs summary wiring: summary.missing_from_manifest catches ManifestError")
 @pytest.mark.parametrize("name", ["settings-a-list", "no-base-config", "deep-nesting"])
 def test_readers_of_a_crafted_manifest_fail_with_one_line(tmp_path, name):
     """summary (and plot --heatmap, through it) print the run files' rows and one line for sweep.json."""
@@ -176,8 +175,6 @@ def test_an_empty_out_dir_is_refused(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.xfail(strict=True, reason="needs sweep_commands wiring: --out-dir kept as given, checked by "
-                                       "sweep.run.check_out_dir")
 def test_sweep_o_empty_is_refused_like_train(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     code = run_cli(["sweep", *small_flags(), "--grid", "echo_step=1", "-o", ""])

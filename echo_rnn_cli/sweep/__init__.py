@@ -36,7 +36,7 @@ import importlib
 from typing import Any
 
 _PUBLIC = {
-    "MAX_POINTS": "grid", "Point": "grid", "expand_grid": "grid", "format_value": "grid", "key_order": "grid",
+    "MAX_POINTS": "grid", "Point": "grid", "expand_grid": "grid", "format_value": "grid",
     "learnability_warnings": "grid", "parse_grid": "grid", "point_name": "grid",
     "MANIFEST": "manifest", "ManifestError": "manifest", "PointResult": "manifest", "read_manifest": "manifest",
     "default_jobs": "executors.local",

@@ -13,40 +13,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..config import FIELD_TYPES, Config, ConfigError, config_warnings, validate
+from ..config import GRID_KEYS, Config, ConfigError, config_warnings, key_order, parse_setting, validate
 
 #: More runs than this in one sweep is surely a typo (and would take days).
 MAX_POINTS = 100_000
 _SAFE = re.compile(r"[^A-Za-z0-9.+-]")
-
-
-def key_order(keys: Iterable[str]) -> list[str]:
-    """How keys are ordered in run names, tables and sorts: alphabetical, the seed last."""
-    keys = set(keys)
-    return sorted(keys - {"seed"}) + (["seed"] if "seed" in keys else [])
-
-
-# integrator: switch to config.parse_setting
-def parse_value(key: str, text: str, name: str) -> Any:
-    """One grid value from the command line, typed like the config field."""
-    kind = FIELD_TYPES[key]
-    text = text.strip()
-    if kind == "int":
-        try:
-            return int(text)
-        except ValueError:
-            raise ConfigError(f"{name}: {text!r} is not a whole number") from None
-    if kind == "float":
-        try:
-            value = float(text)
-        except ValueError:
-            raise ConfigError(f"{name}: {text!r} is not a number") from None
-        if not math.isfinite(value):
-            raise ConfigError(f"{name}: {text!r} is not a finite number")
-        return value
-    if not text:
-        raise ConfigError(f"{name}: empty value")
-    return text.lower()
 
 
 def parse_grid(specs: Iterable[str]) -> dict[str, list[Any]]:
@@ -60,12 +31,12 @@ def parse_grid(specs: Iterable[str]) -> dict[str, list[Any]]:
         key = key.strip().replace("-", "_")
         if not sep or not key:
             raise ConfigError(f"--grid {spec!r}: expected KEY=V1,V2,... (e.g. echo_step=1,2,3)")
-        if key not in FIELD_TYPES:
-            raise ConfigError(f"--grid {spec!r}: unknown key {key!r} (allowed: {', '.join(FIELD_TYPES)})")
+        if key not in GRID_KEYS:
+            raise ConfigError(f"--grid {spec!r}: unknown key {key!r} (allowed: {', '.join(GRID_KEYS)})")
         if key in grid:
             raise ConfigError(f"--grid {key}: given twice; list all its values in one --grid")
         name = f"--grid {key}"
-        parsed = [parse_value(key, v, name) for v in values.split(",")]
+        parsed = [parse_setting(key, v, name) for v in values.split(",")]
         if len(set(parsed)) != len(parsed):
             dup = next(v for v in parsed if parsed.count(v) > 1)
             raise ConfigError(f"{name}: value {dup!r} is listed twice")
@@ -113,8 +84,8 @@ def _check_grid(grid: Mapping[str, Sequence[Any]], seeds: int) -> None:
     if "seed" in grid and seeds > 1:
         raise ConfigError("--grid seed and --seeds both choose seeds; give one of them")
     for key, values in grid.items():
-        if key not in FIELD_TYPES:
-            raise ConfigError(f"--grid: unknown key {key!r} (allowed: {', '.join(FIELD_TYPES)})")
+        if key not in GRID_KEYS:
+            raise ConfigError(f"--grid: unknown key {key!r} (allowed: {', '.join(GRID_KEYS)})")
         if not len(values):
             raise ConfigError(f"--grid {key}: no values")
 

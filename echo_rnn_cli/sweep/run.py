@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import Config, ConfigError, check_models, program_key
+from ..config import Config, ConfigError, program_key
 from ..files import atomic_write_bytes
+from ..memory import check_models
 from .executors.local import default_jobs, run_here, run_pool
 from .executors.ray import cluster_cpus, connect_ray, disconnect_ray, import_ray, resolve_ray_address, run_ray
 from .executors.task import Task, TaskResult

@@ -22,12 +22,7 @@ from pathlib import Path
 
 import click
 
-from .cli import UserError
-
-
-def _given(name: str) -> bool:
-    source = click.get_current_context().get_parameter_source(name)
-    return source is not None and source.name == "COMMANDLINE"
+from .common import UserError, given
 
 
 def _say(quiet: bool, message: str) -> None:
@@ -39,23 +34,30 @@ def _warn(message: str) -> None:
     click.echo(f"Warning: {message}", err=True)
 
 
+def _refuse_given(names: tuple[str, ...], message: str) -> None:
+    """A one-line error for the first of ``names`` set on the command line (``{flag}`` in the message)."""
+    for name in names:
+        if given(name):
+            raise UserError(message.format(flag=f"--{name.replace('_scale', '')}"))
+
+
+def _heatmap_mode(runs: tuple[Path, ...], animation: Path | None) -> str:
+    if runs:
+        raise UserError("--heatmap draws a sweep's folder; give no run files with it")
+    if animation is not None:
+        raise UserError("--animate replays one run; it cannot be combined with --heatmap")
+    _refuse_given(("rows", "step", "log_scale", "fps", "frames"), "{flag} does not apply to --heatmap")
+    if not (given("x") and given("y")):
+        raise click.UsageError("--heatmap needs --x KEY and --y KEY (e.g. --x truncated_backprop_length "
+                               "--y echo_step)")
+    return "heatmap"
+
+
 def _mode(runs: tuple[Path, ...], animation: Path | None, heatmap: Path | None = None) -> str:
     """Which figure the arguments ask for; bad combinations are one-line errors."""
     if heatmap is not None:
-        if runs:
-            raise UserError("--heatmap draws a sweep's folder; give no run files with it")
-        if animation is not None:
-            raise UserError("--animate replays one run; it cannot be combined with --heatmap")
-        for name in ("rows", "step", "log_scale", "fps", "frames"):
-            if _given(name):
-                raise UserError(f"--{name.replace('_scale', '')} does not apply to --heatmap")
-        if not (_given("x") and _given("y")):
-            raise click.UsageError("--heatmap needs --x KEY and --y KEY (e.g. --x truncated_backprop_length "
-                                   "--y echo_step)")
-        return "heatmap"
-    for name in ("x", "y"):
-        if _given(name):
-            raise UserError(f"--{name} applies to --heatmap only")
+        return _heatmap_mode(runs, animation)
+    _refuse_given(("x", "y"), "{flag} applies to --heatmap only")
     if not runs:
         raise click.UsageError("give one run file or more (RUN.npz ...)")
     if animation is not None:
@@ -63,19 +65,16 @@ def _mode(runs: tuple[Path, ...], animation: Path | None, heatmap: Path | None =
             raise UserError(f"--animate replays one run; got {len(runs)} run files")
         return "animate"
     if len(runs) == 1:
-        for name in ("fps", "frames"):
-            if _given(name):
-                raise UserError(f"--{name} applies to --animate only")
+        _refuse_given(("fps", "frames"), "{flag} applies to --animate only")
         return "one"
-    for name in ("rows", "step", "fps", "frames"):
-        if _given(name):
-            raise UserError(f"--{name} applies to one run; got {len(runs)} run files to compare")
+    _refuse_given(("rows", "step", "fps", "frames"),
+                  "{flag} applies to one run; got " + f"{len(runs)} run files to compare")
     return "compare"
 
 
 def _output_path(output: Path | None, default: Path) -> Path:
-    from .figures.common import PlotError, figure_format
-    from .runs import RunFileError, check_writable
+    from ..figures.common import PlotError, figure_format
+    from ..runs import RunFileError, check_writable
 
     path = output if output is not None else default
     if path.is_dir():
@@ -90,7 +89,7 @@ def _output_path(output: Path | None, default: Path) -> Path:
 
 def _load(paths: tuple[Path, ...]):
     """Runs and their display names (the file names, or the paths where two share a name)."""
-    from .runs import load_run
+    from ..runs import load_run
 
     runs = [load_run(p) for p in paths]  # RunFileError: one line, exit 2 (the group's handler)
     names = [p.name for p in paths]
@@ -134,7 +133,7 @@ def plot(runs, output, rows, step, log_scale, dpi, animation, heatmap, x, y, fps
       echo-rnn plot run.npz --animate replay.gif
       echo-rnn plot --heatmap sweep --x truncated_backprop_length --y echo_step
     """
-    from .figures.common import PlotError
+    from ..figures.common import PlotError
 
     mode = _mode(runs, animation, heatmap)
     started = time.perf_counter()
@@ -143,7 +142,7 @@ def plot(runs, output, rows, step, log_scale, dpi, animation, heatmap, x, y, fps
             _plot_heatmap(heatmap, x, y, output, dpi, show, quiet)
         elif mode == "animate":
             _plot_animation(runs[0], animation, output, rows, step, log_scale,
-                            dpi if _given("dpi") else 80, dpi, fps, frames, quiet)
+                            dpi if given("dpi") else 80, dpi, fps, frames, quiet)
         else:
             _plot_still(mode, runs, output, rows, step, log_scale, dpi, show, quiet)
     except PlotError as e:
@@ -152,9 +151,9 @@ def plot(runs, output, rows, step, log_scale, dpi, animation, heatmap, x, y, fps
 
 
 def _plot_still(mode, paths, output, rows, step, log_scale, dpi, show, quiet) -> None:
-    from .figures.common import display_problem, save_figure
-    from .figures.compare import comparison_figure
-    from .figures.training import training_figure
+    from ..figures.common import display_problem, save_figure
+    from ..figures.compare import comparison_figure
+    from ..figures.training import training_figure
 
     runs, names = _load(paths)
     default = (paths[0].with_suffix(".png") if mode == "one" else paths[0].parent / "compare.png")
@@ -175,7 +174,7 @@ def _plot_still(mode, paths, output, rows, step, log_scale, dpi, show, quiet) ->
         try:
             figure = plt.figure()
             figure.canvas.manager.set_window_title("echo-rnn plot")
-        except Exception as e:  # noqa: BLE001 - a GUI toolkit failing to start is a warning, not a crash
+        except Exception as e:  # a GUI toolkit failing to start is a warning, not a crash
             window = False
             _warn(f"--show: the window did not open ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
                   f"writing {str(output if output is not None else default)!r} instead")
@@ -200,10 +199,10 @@ def _plot_still(mode, paths, output, rows, step, log_scale, dpi, show, quiet) ->
 
 
 def _plot_animation(path, target, output, rows, step, log_scale, dpi, still_dpi, fps, frames, quiet) -> None:
-    from .figures.animation import animate, animation_format
-    from .figures.common import require_windows, save_figure
-    from .figures.training import training_figure
-    from .runs import RunFileError, check_writable
+    from ..figures.animation import animate, animation_format
+    from ..figures.common import require_windows, save_figure
+    from ..figures.training import training_figure
+    from ..runs import RunFileError, check_writable
 
     if step is not None:
         raise UserError("--step picks one snapshot; --animate replays them all (use --frames)")
@@ -223,9 +222,9 @@ def _plot_animation(path, target, output, rows, step, log_scale, dpi, still_dpi,
 
 
 def _plot_heatmap(folder: Path, x: str, y: str, output: Path | None, dpi: int, show: bool, quiet: bool) -> None:
-    from .figures.common import display_problem, save_figure
-    from .figures.heatmap import HeatmapError, heatmap_figure
-    from .summary import collect
+    from ..figures.common import display_problem, save_figure
+    from ..figures.heatmap import HeatmapError, heatmap_figure
+    from ..summary import collect
 
     default = folder / "heatmap.png"
     window = False

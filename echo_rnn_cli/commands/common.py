@@ -1,0 +1,166 @@
+"""What every command shares: exit codes, one-line errors, the group that turns any failure into
+one line on stderr, and the option types and builders. The command modules import from here;
+nothing here imports a command.
+
+Exit codes: 0 done; 1 a failure (a diverged run among them); 2 bad flags, config or input;
+130 interrupted by Ctrl-C; 143 stopped by SIGTERM.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from ..config import SETTINGS, ConfigError, Setting
+from ..runs import RunFileError
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class UserError(click.ClickException):
+    """A one-line error for bad input (exit 2 unless told otherwise)."""
+
+    exit_code = EXIT_USAGE
+
+    def __init__(self, message: str, exit_code: int | None = None) -> None:
+        super().__init__(message)
+        if exit_code is not None:
+            self.exit_code = exit_code
+
+
+def fail(message: str) -> None:
+    print(f"Error: {message}", file=sys.stderr, flush=True)
+
+
+def given(name: str) -> bool:
+    """Whether the current command's parameter ``name`` was set on the command line."""
+    source = click.get_current_context().get_parameter_source(name)
+    return source is not None and source.name == "COMMANDLINE"
+
+
+def _exit_for(e: BaseException) -> int:
+    """The one line for an exception that ended a command, printed, and its exit code."""
+    if isinstance(e, click.UsageError):
+        hint = f" (see '{e.ctx.command_path} --help')" if e.ctx is not None else ""
+        fail(e.format_message() + hint)
+        return e.exit_code
+    if isinstance(e, click.ClickException):
+        fail(e.format_message())
+        return e.exit_code
+    if isinstance(e, (click.Abort, KeyboardInterrupt)):
+        fail("aborted" if isinstance(e, click.Abort) else "interrupted")
+        return EXIT_INTERRUPTED
+    if isinstance(e, BrokenPipeError):
+        # The reader of our output went away (`| head`): not our failure, and nothing to say.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_FAILURE
+    if isinstance(e, (ConfigError, RunFileError)):
+        fail(str(e))
+        return EXIT_USAGE
+    fail(f"{type(e).__name__}: {e}".splitlines()[0] + " (set ECHO_RNN_DEBUG=1 for details)")
+    return EXIT_FAILURE
+
+
+class EchoGroup(click.Group):
+    """Every error ends as one line on stderr and an exit code; never a traceback.
+
+    Click's own usage errors keep their message and exit code 2, printed on one line with a
+    pointer to --help. Set ECHO_RNN_DEBUG=1 to see tracebacks of unexpected failures.
+    """
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except (click.ClickException, click.Abort, KeyboardInterrupt, BrokenPipeError, ConfigError,
+                RunFileError) as e:
+            sys.exit(_exit_for(e))
+        except Exception as e:  # the promise is: never a traceback
+            if os.environ.get("ECHO_RNN_DEBUG"):
+                raise
+            sys.exit(_exit_for(e))
+        sys.exit(rv if isinstance(rv, int) else EXIT_OK)
+
+
+class WholeNumber(click.ParamType):
+    """An integer flag whose errors say what is allowed ("'1.5' is not a whole number; allowed: 1 or more")."""
+
+    name = "integer"
+
+    def __init__(self, min: int, max: int | None = None) -> None:
+        self.min, self.max = min, max
+
+    def allowed(self) -> str:
+        return f"{self.min} or more" if self.max is None else f"{self.min} to {self.max}"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int) and not isinstance(value, bool):
+            n = value
+        else:
+            try:
+                n = int(str(value).strip(), 10)
+            except ValueError:
+                self.fail(f"{value!r} is not a whole number; allowed: {self.allowed()}", param, ctx)
+        if n < self.min or (self.max is not None and n > self.max):
+            self.fail(f"{n} is out of range; allowed: {self.allowed()}", param, ctx)
+        return n
+
+
+class Number(click.ParamType):
+    """A float flag; whether the value fits is the config's check (it knows the setting's rules)."""
+
+    name = "number"
+
+    def __init__(self, allowed: str) -> None:
+        self._allowed = allowed
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, float):
+            return value
+        try:
+            return float(str(value).strip())
+        except ValueError:
+            self.fail(f"{value!r} is not a number; allowed: {self._allowed}", param, ctx)
+
+
+class FilePath(click.Path):
+    """A file to write: a name that ends in a separator (a folder, surely) or is empty is refused,
+    before pathlib drops the separator and the run file takes the folder's name."""
+
+    def __init__(self) -> None:
+        super().__init__(dir_okay=False, path_type=Path)
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, str):
+            if not value.strip():
+                self.fail("an empty name; give a file name such as 'run.npz'", param, ctx)
+            if value.endswith(("/", os.sep)):
+                self.fail(f"{value!r} names a folder; give a file name such as {value + 'run.npz'!r}", param, ctx)
+        return super().convert(value, param, ctx)
+
+
+def setting_option(s: Setting):
+    """The flag of one setting, typed by its rules; no default, so None means 'not given' and the
+    TOML file and the config's defaults apply."""
+    if s.choices:
+        kind = click.Choice(s.choices, case_sensitive=False)
+    elif s.kind == "float":
+        kind = Number(f"{s.allowed()} such as {s.default}")
+    else:
+        kind = WholeNumber(min=s.min if s.min is not None else 0, max=s.max)
+    return click.option(s.flag, s.name, type=kind, help=f"{s.help} [{s.default}].")
+
+
+def config_options(f):
+    """``--config FILE`` and one flag per setting, in the settings' order."""
+    options = [click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
+                            help="TOML file of settings (keys named like the flags, with _); flags override it.")]
+    options += [setting_option(s) for s in SETTINGS.values()]
+    for option in reversed(options):
+        f = option(f)
+    return f
