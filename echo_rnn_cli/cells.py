@@ -172,12 +172,14 @@ def _mv(v, w, transpose: bool = False):
     transposed recurrent kernel has G*S rows, and so about half the compile time. (XLA fuses it
     differently from ``_matvec``, which can change the last bit; the tanh cell keeps
     ``model``'s own form to stay bit for bit the tutorial's network.)"""
-    axis = 1 if transpose else 0
-    if w.shape[axis] > CHAIN_MAX_TERMS:
-        return _matvec(v, _rows(w, axis))
-    if transpose:  # v [..., N, M] times w [K, N, M] transposed: the terms run along N
-        return tf.add_n(tf.unstack(v[..., None, :, :] * w, axis=-2))
-    return tf.add_n(tf.unstack(v[..., :, None, :] * w, axis=-3))
+    # v [..., K, M] times w [K, N, M]: the terms run along K; transposed, v [..., N, M], along N.
+    prod, axis = (v[..., None, :, :] * w, -2) if transpose else (v[..., :, None, :] * w, -3)
+    if prod.shape[axis] > CHAIN_MAX_TERMS:
+        # An LSTM's 4 * S terms pass a chain's length from 33 units on: chained in blocks (not
+        # ``_matvec``'s reduce op), so the order of summation stays fixed whatever M is.
+        axis += len(prod.shape)
+        return sum_leading(tf.transpose(prod, [axis, *(a for a in range(len(prod.shape)) if a != axis)]))
+    return tf.add_n(tf.unstack(prod, axis=axis))
 
 
 def _input_part(cell: str, u, kernel, bias):
@@ -237,55 +239,50 @@ def _forward(weights, x, state, cell, num_layers, num_classes, masks, keep, unro
 
 # --- the backward pass ---------------------------------------------------------------------------
 
-def _cell_backward(cell: str, recurrent, first: tuple, outs: tuple):
-    """A cell's backward step, as (factors, local, back).
-
-    ``factors``: [B, T, ...] tensors of the forward pass, formed for all steps at once.
-    ``local(dh_ext, carried, f)``: a step's (or, with the step axis, every step's) gradients of the
-    input part and of the recurrent part of its pre-activation, from the gradient reaching its h
-    from above and ``carried`` from the steps after it. ``back(dh_ext, carried, f)``: what it
-    carries back into the step before it. The loop carries only that; the pre-activation
-    gradients of all steps are formed afterwards in one go, as ``model`` does for the tanh cell.
-    """
-    RT = recurrent
-    size = recurrent.shape[0]
+def _rnn_backward(recurrent, first: tuple, outs: tuple):
     h = outs[0]
-    if cell == "rnn":
-        rows = _rows(recurrent, axis=1)
+    rows = _rows(recurrent, axis=1)
 
-        def local(dh, carried, f):
-            dz = (dh + carried[0]) * f[0]
-            return dz, dz
+    def local(dh, carried, f):
+        dz = (dh + carried[0]) * f[0]
+        return dz, dz
 
-        def back(dh, carried, f):
-            return (_matvec((dh + carried[0]) * f[0], rows),)
-        return (1.0 - h * h,), local, back
+    def back(dh, carried, f):
+        return (_matvec((dh + carried[0]) * f[0], rows),)
+    return (1.0 - h * h,), local, back
+
+
+def _lstm_backward(recurrent, first: tuple, outs: tuple):
+    size = recurrent.shape[0]
+    c, gates = outs[1], outs[2]
+    i, f_, g, o = (gates[:, :, k * size:(k + 1) * size] for k in range(4))
+    tc = tf.tanh(c)
+    c_prev = tf.concat([first[1][:, None], c[:, :-1]], axis=1)
+    sig = gates * (1.0 - gates)
+    # d(pre-activation) = [dc, dc, dc, dh] x these, in the gate order [i, f, c, o].
+    scale = tf.concat([g * sig[:, :, :size], c_prev * sig[:, :, size:2 * size], i * (1.0 - g * g),
+                       tc * sig[:, :, 3 * size:]], axis=2)
+    to_c = o * (1.0 - tc * tc)
+
+    def pre(dh, carried, f):
+        dh = dh + carried[0]
+        dc = carried[1] + dh * f[1]
+        return dc, tf.concat([dc, dc, dc, dh], axis=-2) * f[0]
+
+    def local(dh, carried, f):
+        dz = pre(dh, carried, f)[1]
+        return dz, dz
+
+    def back(dh, carried, f):
+        dc, dz = pre(dh, carried, f)
+        return _mv(dz, recurrent, transpose=True), dc * f[2]
+    return (scale, to_c, f_), local, back
+
+
+def _gru_backward(recurrent, first: tuple, outs: tuple):
+    size = recurrent.shape[0]
+    h, zr, cand, hz_h = outs
     prev = tf.concat([first[0][:, None], h[:, :-1]], axis=1)
-    if cell == "lstm":
-        c, gates = outs[1], outs[2]
-        i, f_, g, o = (gates[:, :, k * size:(k + 1) * size] for k in range(4))
-        tc = tf.tanh(c)
-        c_prev = tf.concat([first[1][:, None], c[:, :-1]], axis=1)
-        sig = gates * (1.0 - gates)
-        # d(pre-activation) = [dc, dc, dc, dh] x these, in the gate order [i, f, c, o].
-        scale = tf.concat([g * sig[:, :, :size], c_prev * sig[:, :, size:2 * size], i * (1.0 - g * g),
-                           tc * sig[:, :, 3 * size:]], axis=2)
-        to_c = o * (1.0 - tc * tc)
-
-        def pre(dh, carried, f):
-            dh = dh + carried[0]
-            dc = carried[1] + dh * f[1]
-            return dc, tf.concat([dc, dc, dc, dh], axis=-2) * f[0]
-
-        def local(dh, carried, f):
-            dz = pre(dh, carried, f)[1]
-            return dz, dz
-
-        def back(dh, carried, f):
-            dc, dz = pre(dh, carried, f)
-            return _mv(dz, RT, transpose=True), dc * f[2]
-        return (scale, to_c, f_), local, back
-    zr, cand, hz_h = outs[1], outs[2], outs[3]
     z, r = zr[:, :, :size], zr[:, :, size:]
     dsig = zr * (1.0 - zr)
     to_z, to_cand, to_r = (prev - cand) * dsig[:, :, :size], (1.0 - z) * (1.0 - cand * cand), hz_h * dsig[:, :, size:]
@@ -301,8 +298,21 @@ def _cell_backward(cell: str, recurrent, first: tuple, outs: tuple):
 
     def back(dh, carried, f):
         dh, _, dhz = pre(dh, carried, f)
-        return (dh * f[3] + _mv(dhz, RT, transpose=True),)
+        return (dh * f[3] + _mv(dhz, recurrent, transpose=True),)
     return (to_z, to_cand, to_r, z, r), local, back
+
+
+def _cell_backward(cell: str, recurrent, first: tuple, outs: tuple):
+    """A cell's backward step, as (factors, local, back).
+
+    ``factors``: [B, T, ...] tensors of the forward pass, formed for all steps at once.
+    ``local(dh_ext, carried, f)``: a step's (or, with the step axis, every step's) gradients of the
+    input part and of the recurrent part of its pre-activation, from the gradient reaching its h
+    from above and ``carried`` from the steps after it. ``back(dh_ext, carried, f)``: what it
+    carries back into the step before it. The loop carries only that; the pre-activation
+    gradients of all steps are formed afterwards in one go, as ``model`` does for the tanh cell.
+    """
+    return {"rnn": _rnn_backward, "lstm": _lstm_backward, "gru": _gru_backward}[cell](recurrent, first, outs)
 
 
 def _through_time(cell: str, recurrent, first: tuple, outs: tuple, dh_ext, unroll):

@@ -224,6 +224,18 @@ def test_stepped_loop_matches_unrolled(cell):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-7)
 
 
+@pytest.mark.parametrize("terms", [3, model.CHAIN_MAX_TERMS + 5])
+@pytest.mark.parametrize("transpose", [False, True])
+def test_products_are_products(terms, transpose):
+    """The chained matrix-vector products, short and past a chain's length (LSTM: 4 x 33 units)."""
+    rng = np.random.default_rng(terms)
+    w = rng.normal(size=(terms, 7, 2) if not transpose else (7, terms, 2)).astype(np.float32)
+    v = rng.normal(size=(3, terms, 2)).astype(np.float32)
+    want = np.einsum("bkm,knm->bnm" if not transpose else "bkm,nkm->bnm", v.astype(np.float64), w)
+    np.testing.assert_allclose(cells._mv(tf.constant(v), tf.constant(w), transpose).numpy(), want,
+                               rtol=1e-5, atol=1e-5)
+
+
 def test_bad_stride_is_refused():
     weights, x, y, s0, _ = make("gru", 1)
     for stride in (0, 7):
