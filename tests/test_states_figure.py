@@ -10,8 +10,8 @@ import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from PIL import Image
 
-from echo_rnn_cli.inference import SequenceError, WeightsError, random_symbols
 from echo_rnn_cli.figures.states import states_figure
+from echo_rnn_cli.inference import SequenceError, WeightsError, random_symbols
 from tests.use_runs import NetConfig, random_weights, trained_rnn_run
 
 ROOT = Path(__file__).resolve().parents[1]
