@@ -103,7 +103,7 @@ def _accuracy_line(result, marked: bool) -> str:
             f"(echo_step) on{legend}")
 
 
-@click.command("echo")
+@click.command("echo", short_help="Feed symbols to a trained network and show its echo (no TensorFlow).")
 @click.argument("run", type=click.Path(path_type=Path), metavar="RUN.npz")
 @click.argument("sequence", required=False)
 @click.option("--random", "length", type=WholeNumber(min=1), metavar="N",

@@ -60,7 +60,7 @@ def _hint(out: Path, fmt: str, classes: int) -> str:
             f"out: class probabilities (batch, time, {classes})")
 
 
-@click.command("export")
+@click.command("export", short_help="Write a run's network as a Keras model (.keras or a SavedModel).")
 @click.argument("run", type=click.Path(path_type=Path), metavar="RUN.npz")
 @click.argument("out", type=click.Path(path_type=Path), metavar="OUT")
 @click.option("--format", "fmt", type=click.Choice(FORMATS, case_sensitive=False),
