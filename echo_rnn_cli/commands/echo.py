@@ -83,7 +83,8 @@ def _print_rich(console, result, per_block: int | None) -> None:
         if len(marks) > step:
             console.print(Text(f"{'':{LABEL}}step {start}", style="dim"))
         for label, key in ROWS:
-            line = Text(f"{label:{LABEL}}", style="bold")
+            line = Text()
+            line.append(f"{label:{LABEL}}", style="bold")  # not Text(..., style=): that would bold the whole line
             for t in range(start, stop):
                 cell = f"{rows[key][t]:>{width}}"
                 line.append(cell, style=style[marks[t]] if key == "prediction" else ("dim" if t < result.echo_step
