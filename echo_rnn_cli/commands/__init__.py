@@ -1,9 +1,10 @@
 """The ``echo-rnn`` command: a thin click shell over the Python API.
 
-Each command lives in its own module (``train``, ``plot``, ``sweep``, ``summary``) and parses flags,
-resolves the config, calls the library and prints. What they share (exit codes, one-line errors,
-the group, option types and the settings' flags) is in ``common``, beneath them all. TensorFlow is
-imported only when a command actually trains, so ``--help`` and ``plot`` start fast.
+Each command lives in its own module (``train``, ``plot``, ``sweep``, ``summary``, ``echo``,
+``export``) and parses flags, resolves the config, calls the library and prints. What they share
+(exit codes, one-line errors, the group, option types and the settings' flags) is in ``common``,
+beneath them all. TensorFlow is imported only when a command actually trains or exports, so
+``--help``, ``plot`` and ``echo`` start fast.
 
 A new command is a module here with one click command, added to the group below.
 """
@@ -14,6 +15,8 @@ import click
 
 from .._version import __version__
 from .common import EchoGroup
+from .echo import echo
+from .export import export
 from .plot import plot
 from .summary import summary
 from .sweep import sweep
@@ -27,7 +30,7 @@ def cli() -> None:
     Network in TensorFlow"."""
 
 
-for _command in (train, plot, sweep, summary):
+for _command in (train, plot, sweep, summary, echo, export):
     cli.add_command(_command)
 
 

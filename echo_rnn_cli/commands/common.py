@@ -164,3 +164,17 @@ def config_options(f):
     for option in reversed(options):
         f = option(f)
     return f
+
+
+def read_run(path: Path):
+    """A run file for a command that uses its weights: anything but a regular file (a FIFO that would
+    block, a device) is refused before it is opened for real; every fault is one line, exit 2."""
+    from ..guards import GuardError, open_regular
+    from ..runs import load_run
+
+    try:
+        with open_regular(path, what="run file"):
+            pass
+    except GuardError as e:
+        raise UserError(str(e)) from None
+    return load_run(path)  # RunFileError: one line, exit 2 (the group's handler)

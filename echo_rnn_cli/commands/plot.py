@@ -6,7 +6,9 @@ Modes, chosen by the arguments and flags (see ``_mode``):
 * several runs: their loss curves overlaid, ``compare.png`` beside the first or ``--output``;
 * ``--animate FILE``: a replay of one run's snapshots (GIF, or MP4 where ffmpeg exists);
 * ``--heatmap DIR --x KEY --y KEY``: a sweep's held-out accuracy over two settings, averaged over
-  seeds, ``DIR/heatmap.png`` or ``--output`` (the figure is ``figures.heatmap.heatmap_figure``).
+  seeds, ``DIR/heatmap.png`` or ``--output`` (the figure is ``figures.heatmap.heatmap_figure``);
+* ``--states``: one run's hidden state over a row of its held-out series, recomputed with NumPy
+  from the saved weights, ``RUN-states.png`` or ``--output`` (``figures.states.states_figure``).
 
 ``--show`` opens the figure in a window instead of writing the default file. A new mode (a sweep's
 heatmap, say) adds its options to the decorators, a branch in ``_mode`` (where RUNS may then be
@@ -53,8 +55,23 @@ def _heatmap_mode(runs: tuple[Path, ...], animation: Path | None) -> str:
     return "heatmap"
 
 
-def _mode(runs: tuple[Path, ...], animation: Path | None, heatmap: Path | None = None) -> str:
+def _states_mode(runs: tuple[Path, ...], animation: Path | None, heatmap: Path | None) -> str:
+    if heatmap is not None or animation is not None:
+        raise UserError(f"--states draws one run's states; it cannot be combined with "
+                        f"{'--heatmap' if heatmap is not None else '--animate'}")
+    if len(runs) != 1:
+        raise UserError(f"--states draws one run; got {len(runs)} run files")
+    _refuse_given(("rows", "step", "log_scale", "fps", "frames", "x", "y"),
+                  "{flag} does not apply to --states (it draws the final weights on the held-out series; "
+                  "pick the row with --row)")
+    return "states"
+
+
+def _mode(runs: tuple[Path, ...], animation: Path | None, heatmap: Path | None = None, states: bool = False) -> str:
     """Which figure the arguments ask for; bad combinations are one-line errors."""
+    if states:
+        return _states_mode(runs, animation, heatmap)
+    _refuse_given(("row", "steps"), "{flag} applies to --states only")
     if heatmap is not None:
         return _heatmap_mode(runs, animation)
     _refuse_given(("x", "y"), "{flag} applies to --heatmap only")
@@ -120,10 +137,19 @@ def _load(paths: tuple[Path, ...]):
               help="Draw a sweep's held-out accuracy over --x and --y, averaged over seeds [DIR/heatmap.png].")
 @click.option("--x", "x", metavar="KEY", help="Setting along the heatmap's columns, e.g. truncated_backprop_length.")
 @click.option("--y", "y", metavar="KEY", help="Setting along the heatmap's rows, e.g. echo_step.")
+@click.option("--states", is_flag=True,
+              help="Draw the hidden state (an LSTM's cell state too) of the trained network over a row of "
+                   "the run's held-out series, from a zero state as the evaluation feeds it: data it never "
+                   "trained on, long enough to watch it keep the last echo_step symbols [RUN-states.png].")
+@click.option("--row", type=click.IntRange(min=1), metavar="N",
+              help="Row of the held-out series for --states, 1..batch_size [1].")
+@click.option("--steps", type=click.IntRange(min=1), metavar="N",
+              help="Steps of the row for --states, from its start [4 windows of truncated_backprop_length].")
 @click.option("--show", is_flag=True,
               help="Open the figure in a window instead of writing the default file (with -o: both).")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but warnings and errors.")
-def plot(runs, output, rows, step, log_scale, dpi, animation, heatmap, x, y, fps, frames, show, quiet):
+def plot(runs, output, rows, step, log_scale, dpi, animation, heatmap, x, y, fps, frames, states, row, steps, show,
+         quiet):
     """Draw run files: the tutorial's training figure for one run, loss curves for several.
 
     \b
@@ -132,13 +158,16 @@ def plot(runs, output, rows, step, log_scale, dpi, animation, heatmap, x, y, fps
       echo-rnn plot a.npz b.npz c.npz -o compare.png
       echo-rnn plot run.npz --animate replay.gif
       echo-rnn plot --heatmap sweep --x truncated_backprop_length --y echo_step
+      echo-rnn plot run.npz --states --row 2      # -> run-states.png
     """
     from ..figures.common import PlotError
 
-    mode = _mode(runs, animation, heatmap)
+    mode = _mode(runs, animation, heatmap, states)
     started = time.perf_counter()
     try:
-        if mode == "heatmap":
+        if mode == "states":
+            _plot_states(runs[0], row, steps, output, dpi, show, quiet)
+        elif mode == "heatmap":
             _plot_heatmap(heatmap, x, y, output, dpi, show, quiet)
         elif mode == "animate":
             _plot_animation(runs[0], animation, output, rows, step, log_scale,
@@ -251,6 +280,56 @@ def _plot_heatmap(folder: Path, x: str, y: str, output: Path | None, dpi: int, s
     if path is not None:
         save_figure(fig, path, dpi=dpi)
         _say(quiet, f"wrote {path} ({len(collected.rows)} runs)")
+    if window:
+        import matplotlib.pyplot as plt
+
+        plt.show()
+
+
+def _states_symbols(run, row: int | None, steps: int | None):
+    """The held-out row's first steps, and the title line that says which."""
+    from ..figures.states import heldout_row
+
+    c = run.config
+    row = 1 if row is None else row
+    if row > c.batch_size:
+        raise UserError(f"--row {row}: the held-out series has rows 1..{c.batch_size} (batch_size {c.batch_size})")
+    if steps is not None and steps > c.row_length:
+        raise UserError(f"--steps {steps}: a row of the held-out series has {c.row_length} steps")
+    steps = min(c.row_length, 4 * c.truncated_backprop_length) if steps is None else steps
+    symbols = heldout_row(c, row - 1, steps)
+    return symbols, f"held-out row {row} of {c.batch_size}, steps 0..{steps - 1}, final weights"
+
+
+def _plot_states(path: Path, row: int | None, steps: int | None, output: Path | None, dpi: int, show: bool,
+                 quiet: bool) -> None:
+    from ..figures.common import display_problem, save_figure
+    from ..figures.states import states_figure
+    from ..inference import SequenceError, WeightsError, run_weights
+    from .common import read_run
+
+    default = path.with_name(f"{path.stem}-states.png")
+    window = False
+    if show:
+        problem = display_problem()
+        window = problem is None
+        if problem is not None:
+            _warn(f"--show: {problem}; writing {str(output if output is not None else default)!r} instead")
+    target = _output_path(output, default) if (output is not None or not window) else None
+    run = read_run(path)
+    symbols, source = _states_symbols(run, row, steps)
+    figure = None
+    if window:
+        import matplotlib.pyplot as plt
+
+        figure = plt.figure(layout="constrained")
+    try:
+        fig = states_figure(run_weights(run), run.config, symbols, figure=figure, source=source)
+    except (SequenceError, WeightsError) as e:
+        raise UserError(str(e)) from None
+    if target is not None:
+        save_figure(fig, target, dpi=dpi)
+        _say(quiet, f"wrote {target} ({source})")
     if window:
         import matplotlib.pyplot as plt
 

@@ -9,6 +9,8 @@
 - ``animation``: the replay of a run's snapshots as a GIF (Pillow) or an MP4 (matplotlib's ffmpeg writer).
 - ``live``: the figure ``train --live`` updates after each epoch.
 - ``heatmap``: a sweep's held-out accuracy over two settings, averaged over seeds.
+- ``states``: the hidden (and LSTM cell) state of a trained network over a sequence, recomputed with
+  NumPy from the saved weights (``inference``), with the input, echo and prediction under it.
 
 The functions take ``Run`` objects (or summary rows) and return matplotlib Figures, so a notebook
 calls them as the command line does::

@@ -14,7 +14,7 @@ from matplotlib import colormaps
 from matplotlib import colors as mcolors
 from matplotlib.figure import Figure
 
-from .inference import EchoResult, check_symbols, network_of, network_weights, run_network, score
+from ..inference import EchoResult, check_symbols, network_of, network_weights, run_network, score
 
 #: Digits are written in the cells of the symbol rows up to this many steps; beyond, colour alone.
 ANNOTATE_MAX_STEPS = 80
@@ -78,8 +78,10 @@ def _title(result: EchoResult, net: dict[str, Any]) -> str:
             f"echo_step {result.echo_step}: accuracy {acc} on this sequence (from a zero state)")
 
 
-def states_figure(weights: dict[str, Any], config: Any, symbols: Any, figure: Figure | None = None) -> Figure:
-    """Draw the states of the network with ``weights`` (either naming) and ``config`` fed ``symbols``."""
+def states_figure(weights: dict[str, Any], config: Any, symbols: Any, figure: Figure | None = None,
+                  source: str | None = None) -> Figure:
+    """Draw the states of the network with ``weights`` (either naming) and ``config`` fed ``symbols``;
+    ``source``, where the symbols come from, is a second line of the title."""
     net = network_of(config)
     symbols = check_symbols(symbols, net["num_classes"])
     checked = network_weights(weights, state_size=int(config.state_size), **net)
@@ -98,5 +100,15 @@ def states_figure(weights: dict[str, Any], config: Any, symbols: Any, figure: Fi
     key = figure.colorbar(_draw_symbols(axes[-1], result), ax=axes[-1], pad=0.01, fraction=0.03)
     key.set_ticks(range(result.num_classes) if result.num_classes <= 10 else [0, result.num_classes - 1])
     axes[-1].set_xlim(-0.5, steps - 0.5)
-    figure.suptitle(_title(result, net), fontsize=10)
+    figure.suptitle(_title(result, net) + (f"\n{source}" if source else ""), fontsize=10)
     return figure
+
+
+def heldout_row(config: Any, row: int, steps: int) -> np.ndarray:
+    """The first ``steps`` symbols of row ``row`` (0-based) of the run's held-out series: data the
+    network never trained on, which the evaluation too feeds from a zero state at the row's start."""
+    from ..data import EVAL_STREAM, echo_series, rng_for, to_rows
+
+    x, _ = echo_series(rng_for(config.seed, EVAL_STREAM), config.total_series_length, config.echo_step,
+                       config.num_classes)
+    return to_rows(x, config.batch_size)[row, :steps]

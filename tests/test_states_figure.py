@@ -10,8 +10,8 @@ import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from PIL import Image
 
+from echo_rnn_cli.figures.states import states_figure
 from echo_rnn_cli.inference import SequenceError, WeightsError, random_symbols
-from echo_rnn_cli.state_figure import states_figure
 from tests.use_runs import NetConfig, random_weights, trained_rnn_run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -72,7 +72,7 @@ def test_bad_input_is_refused():
 
 
 def test_state_figure_does_not_import_tensorflow():
-    code = ("import sys; import numpy as np; from echo_rnn_cli.state_figure import states_figure; "
+    code = ("import sys; import numpy as np; from echo_rnn_cli.figures.states import states_figure; "
             "from tests.use_runs import NetConfig, random_weights; "
             "states_figure(random_weights('lstm', 1, 2, 3), NetConfig('lstm', 1, 2, 3), [0, 1, 1, 0]); "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')))")
