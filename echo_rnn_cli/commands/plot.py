@@ -107,7 +107,8 @@ def _load(paths: tuple[Path, ...]):
               help="Sample rows of the batch to draw, 1..batch_size [5, or all if fewer].")
 @click.option("--step", type=click.IntRange(min=0), metavar="N",
               help="Draw the snapshot nearest training window N [the last].")
-@click.option("--log", "log_scale", is_flag=True, help="Log scale for the loss.")
+@click.option("--log/--no-log", "log_scale", default=None,
+              help="Log or linear scale for the loss [log when it spans 2 decades or more, else linear].")
 @click.option("--dpi", type=click.IntRange(min=20, max=1200), default=100, show_default=True,
               help="Resolution of PNG and other raster files (GIF/MP4: 80 unless given).")
 @click.option("--animate", "animation", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
