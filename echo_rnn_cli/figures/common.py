@@ -179,7 +179,7 @@ def add_epoch_axis(ax, per_epoch: int):
     from matplotlib.ticker import MaxNLocator
 
     sec = ax.secondary_xaxis("top", functions=(lambda w: w / per_epoch, lambda e: e * per_epoch))
-    sec.xaxis.set_major_locator(MaxNLocator(integer=True))
+    sec.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10]))
     sec.set_xlabel("epoch", fontsize=9)
     sec.tick_params(labelsize=8)
     return sec
