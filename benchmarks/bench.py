@@ -172,7 +172,6 @@ def bench(opts) -> dict:
     cli = echo_rnn_command()
     device = ["--device", opts.device]
     work = Path(tempfile.mkdtemp(prefix="echo-rnn-bench-"))
-    cold_cache = work / "cache"
     log = lambda msg: print(f"[bench] {msg}", file=sys.stderr, flush=True)  # noqa: E731
     try:
         if opts.device == "gpu":

@@ -87,6 +87,19 @@ class EchoGroup(click.Group):
         sys.exit(rv if isinstance(rv, int) else EXIT_OK)
 
 
+    def format_commands(self, ctx, formatter) -> None:
+        """The commands with their first sentences whole, wrapped: click's own cuts each to the
+        terminal's width and ends it with '...'."""
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(limit=1_000)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
 class WholeNumber(click.ParamType):
     """An integer flag whose errors say what is allowed ("'1.5' is not a whole number; allowed: 1 or more")."""
 
@@ -146,7 +159,8 @@ class FilePath(click.Path):
 
 def setting_option(s: Setting):
     """The flag of one setting, typed by its rules; no default, so None means 'not given' and the
-    TOML file and the config's defaults apply."""
+    TOML file and the config's defaults apply. Its help ends with the default in brackets, the one
+    style of every option's default ('[100].'; never click's show_default)."""
     if s.choices:
         kind = click.Choice(s.choices, case_sensitive=False)
     elif s.kind == "float":

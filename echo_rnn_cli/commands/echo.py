@@ -109,8 +109,8 @@ def _accuracy_line(result, marked: bool) -> str:
 @click.argument("sequence", required=False)
 @click.option("--random", "length", type=WholeNumber(min=1), metavar="N",
               help="Feed N random symbols instead of a SEQUENCE.")
-@click.option("--seed", type=WholeNumber(min=0), default=0, show_default=True,
-              help="Seed of the --random symbols.")
+@click.option("--seed", type=WholeNumber(min=0), default=0,
+              help="Seed of the --random symbols [0].")
 @click.option("--json", "as_json", is_flag=True,
               help="Print one JSON object: input, target, prediction (strings) and accuracy.")
 @click.option("--width", "per_block", type=WholeNumber(min=1), metavar="STEPS",

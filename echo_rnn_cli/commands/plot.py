@@ -119,20 +119,21 @@ def _load(paths: tuple[Path, ...]):
 @click.argument("runs", nargs=-1, type=click.Path(path_type=Path), metavar="RUN.npz...")
 @click.option("--output", "-o", type=click.Path(path_type=Path),
               help="Figure file; its extension picks the format (.png, .svg, .pdf, ...). "
-                   "[one run: RUN.png beside it; several: compare.png beside the first]")
+                   "[one run: RUN.png beside it; several: compare.png beside the first].")
 @click.option("--rows", type=click.IntRange(min=1),
               help="Sample rows of the batch to draw, 1..batch_size [5, or all if fewer].")
 @click.option("--step", type=click.IntRange(min=0), metavar="N",
               help="Draw the snapshot nearest training window N [the last].")
-@click.option("--log", "log_scale", is_flag=True, help="Log scale for the loss.")
-@click.option("--dpi", type=click.IntRange(min=20, max=1200), default=100, show_default=True,
-              help="Resolution of PNG and other raster files (GIF/MP4: 80 unless given).")
+@click.option("--log/--no-log", "log_scale", default=None,
+              help="Log or linear scale for the loss [log when it spans 2 decades or more, else linear].")
+@click.option("--dpi", type=click.IntRange(min=20, max=1200), default=100,
+              help="Resolution of PNG and other raster files (GIF/MP4: 80 unless given) [100].")
 @click.option("--animate", "animation", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
               help="Write a replay of the run's snapshots to FILE.gif (or FILE.mp4 with ffmpeg).")
-@click.option("--fps", type=click.IntRange(min=1, max=60), default=10, show_default=True,
-              help="Frames per second of --animate.")
-@click.option("--frames", type=click.IntRange(min=1), default=100, show_default=True,
-              help="At most this many frames in --animate, snapshots spread evenly first to last.")
+@click.option("--fps", type=click.IntRange(min=1, max=60), default=10,
+              help="Frames per second of --animate [10].")
+@click.option("--frames", type=click.IntRange(min=1), default=100,
+              help="At most this many frames in --animate, snapshots spread evenly first to last [100].")
 @click.option("--heatmap", type=click.Path(path_type=Path, exists=True, file_okay=False), metavar="DIR",
               help="Draw a sweep's held-out accuracy over --x and --y, averaged over seeds [DIR/heatmap.png].")
 @click.option("--x", "x", metavar="KEY", help="Setting along the heatmap's columns, e.g. truncated_backprop_length.")

@@ -15,8 +15,9 @@ from .common import EXIT_FAILURE, EXIT_OK, UserError
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path),
                 metavar="DIR|RUN.npz...")
 @click.option("--format", "fmt", type=click.Choice(("table", "csv", "json"), case_sensitive=False),
-              default="table", show_default=True,
-              help="table: the settings that vary and the results; csv / json: every config key and the results.")
+              default="table",
+              help="table: the settings that vary and the results; csv / json: every config key and the results "
+                   "[table].")
 def summary(paths, fmt):
     """One row per run: its settings and results (held-out accuracy, final loss, wall time, status).
 

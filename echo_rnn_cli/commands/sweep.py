@@ -43,15 +43,15 @@ def _json_line(point, result, out_dir: Path) -> str:
 @click.option("--grid", "grid_specs", multiple=True, metavar="KEY=V1,V2,...",
               help="A setting and its values (repeat for more settings; the sweep is every combination), "
                    "e.g. --grid echo_step=1,2,3 --grid truncated_backprop_length=3,5,8.")
-@click.option("--seeds", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Train every point with seeds SEED..SEED+N-1.")
+@click.option("--seeds", type=click.IntRange(min=1), default=1,
+              help="Train every point with seeds SEED..SEED+N-1 [1].")
 @click.option("--out-dir", "-o", type=click.Path(file_okay=False), default="sweep",
-              show_default=True, help="Folder for the run files (one per point) and sweep.json.")
+              help="Folder for the run files (one per point) and sweep.json [sweep].")
 @click.option("--jobs", "-j", type=click.IntRange(min=1),
               help="Worker processes (with --executor ray: tasks to split the sweep into) "
                    "[the CPU count; with ray: the cluster's].")
 @click.option("--executor", type=click.Choice(("local", "ray"), case_sensitive=False), default="local",
-              show_default=True, help="local: processes on this machine; ray: an existing Ray cluster.")
+              help="local: processes on this machine; ray: an existing Ray cluster [local].")
 @click.option("--ray-address", metavar="ADDRESS",
               help="Ray cluster to use: HOST:PORT, 'auto' (started with `ray start` here) or 'local' "
                    "(a private one for this sweep) [RAY_ADDRESS].")

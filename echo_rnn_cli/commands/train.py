@@ -135,10 +135,10 @@ def _report(runs, outputs: list[Path], reporter, console, as_json: bool, quiet: 
 
 @click.command()
 @config_options
-@click.option("--output", "-o", type=FilePath(), default=Path("run.npz"), show_default=True,
-              help="Run file to write (with --seeds K: one per seed, named STEM-seedN.npz).")
-@click.option("--seeds", type=WholeNumber(min=1), default=1, show_default=True,
-              help="Train K models with seeds SEED..SEED+K-1 together in one compiled program.")
+@click.option("--output", "-o", type=FilePath(), default=Path("run.npz"),
+              help="Run file to write (with --seeds K: one per seed, named STEM-seedN.npz) [run.npz].")
+@click.option("--seeds", type=WholeNumber(min=1), default=1,
+              help="Train K models with seeds SEED..SEED+K-1 together in one compiled program [1].")
 @click.option("--resume", type=click.Path(dir_okay=False, path_type=Path),
               help="Continue this run file up to --epochs in all (written back to --output, or to itself).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per run on stdout.")
@@ -146,7 +146,17 @@ def _report(runs, outputs: list[Path], reporter, console, as_json: bool, quiet: 
 @click.option("--live", is_flag=True,
               help="Show the tutorial's figure updating after every epoch (needs a display; else a warning).")
 def train(config_file, output, seeds, resume, as_json, quiet, live, **flags):
-    """Train the tutorial's Echo-RNN and write a run file."""
+    """Train the tutorial's Echo-RNN and write a run file.
+
+    Flags override the --config file, which overrides the tutorial's settings (the defaults shown).
+
+    \b
+      echo-rnn train --echo-step 3                  # the tutorial's network -> run.npz
+      echo-rnn train --epochs 20 --seed 7 -o runs/seed7.npz
+      echo-rnn train --config configs/long-echo.toml --json --quiet
+      echo-rnn train --seeds 5 -o runs/run.npz      # run-seed0.npz ... run-seed4.npz
+      echo-rnn train --resume run.npz --epochs 200  # continue a run to 200 epochs
+    """
     config, resumed, output = _resolve(config_file, flags, resume, seeds, output)
     configs, outputs = _prepare_outputs(config, seeds, output)
 

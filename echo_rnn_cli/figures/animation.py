@@ -11,7 +11,7 @@ import numpy as np
 from ..files import atomic_write
 from ..runs import Run
 from .common import PlotError, check_rows, require_windows
-from .training import TrainingPanels, new_figure, run_title, trained_windows
+from .training import TrainingPanels, new_figure, run_log_scale, run_title, trained_windows
 
 ANIMATION_FORMATS = ("gif", "mp4")
 
@@ -44,7 +44,7 @@ def animation_frames(run: Run, frames: int | None = 100) -> np.ndarray:
     return np.unique(np.linspace(0, K - 1, frames).round().astype(int))
 
 
-def animate(run: Run, path: str | os.PathLike, fps: int = 10, rows: int | None = None, log: bool = False,
+def animate(run: Run, path: str | os.PathLike, fps: int = 10, rows: int | None = None, log: bool | None = None,
             frames: int | None = 100, dpi: int = 80, *, name: str | None = None) -> int:
     """Replay the snapshots in order into a GIF or an MP4 (by the extension of ``path``), written
     atomically; returns the number of frames."""
@@ -55,7 +55,8 @@ def animate(run: Run, path: str | os.PathLike, fps: int = 10, rows: int | None =
     order = animation_frames(run, frames)
     fig = new_figure(None, rows)
     fig.set_dpi(dpi)
-    panels = TrainingPanels(fig, run.config, rows, log, trained_windows(run))
+    log, note = run_log_scale(run, log)
+    panels = TrainingPanels(fig, run.config, rows, log, trained_windows(run), note)
     panels.show_loss(run.loss)  # legend entries for all the run will show (a divergence, say)
     run_title(fig, run, name)
 

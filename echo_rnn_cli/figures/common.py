@@ -59,10 +59,11 @@ def settings_text(config: Config, keys: Sequence[str] | None = None) -> str:
 
 
 def run_headline(run: Run, name: str | None = None) -> str:
-    """'NAME: interrupted, 2 of 3 epochs, held-out accuracy 0.9876' (the status only when not completed)."""
+    """'NAME: interrupted, 2 of 3 epochs, held-out accuracy 0.9876'. The status is always named: a
+    reader cannot tell a finished run from one cut short by the curve alone."""
     accuracy = "n/a" if not np.isfinite(run.eval_accuracy) else f"{run.eval_accuracy:.4f}"
     head = f"{name}: " if name else ""
-    status = "" if run.status == "completed" else f"{run.status}, "
+    status = f"{run.status}, "
     epochs = (f"{run.epochs_completed}" if run.epochs_completed == run.config.epochs
               else f"{run.epochs_completed} of {run.config.epochs}")
     return f"{head}{status}{epochs} epochs, held-out accuracy {accuracy}"
@@ -146,18 +147,82 @@ def trailing_mean(values: np.ndarray, width: int) -> np.ndarray:
     return (c[idx] - c[lo]) / (idx - lo)
 
 
-def epoch_starts(windows: int, per_epoch: int, most: int = 200) -> np.ndarray:
-    """Where epochs start, thinned to every k-th epoch beyond ``most`` lines: a run planned for a
-    million epochs (interrupted early, say) would otherwise draw a million lines, for minutes."""
-    step = per_epoch * max(1, -(-windows // (per_epoch * most)))
-    return np.arange(0, windows, step)
+#: Epoch lines closer than this many to a figure blur into a wash; beyond it, every k-th is drawn.
+MOST_EPOCH_LINES = 40
 
 
-def add_epoch_axis(ax, per_epoch: int) -> None:
-    """Epochs along the top of a loss axis whose x is the training window."""
+def epoch_marks(windows: int, per_epoch: int, most: int = MOST_EPOCH_LINES) -> tuple[np.ndarray, int, str]:
+    """The epoch-start lines worth drawing over ``windows`` training windows: the windows where they
+    go, every how many epochs (1, 2, 5, 10, 20, 50, ...: a round step reads as one), and the legend's
+    label, which says when lines are thinned. The first epoch's start is the axis's left edge and
+    gets no line."""
+    per_epoch = max(per_epoch, 1)
+    epochs = -(-max(windows, 0) // per_epoch)
+    every = next(k for k in _round_steps(0) if epochs / k <= max(most, 1))
+    starts = np.arange(every, epochs, every) * per_epoch
+    label = "epoch start (new series)" if every == 1 else f"epoch start (new series; every {every} epochs)"
+    return starts, every, label
+
+
+def _round_steps(after: int):
+    """1, 2, 5, 10, 20, 50, ... from the first past ``after``."""
+    scale = 1
+    while True:
+        for k in (1, 2, 5):
+            if k * scale > after:
+                yield k * scale
+        scale *= 10
+
+
+def add_epoch_axis(ax, per_epoch: int):
+    """Epochs along the top of a loss axis whose x is the training window, at whole epochs."""
+    from matplotlib.ticker import MaxNLocator
+
     sec = ax.secondary_xaxis("top", functions=(lambda w: w / per_epoch, lambda e: e * per_epoch))
+    sec.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10]))
     sec.set_xlabel("epoch", fontsize=9)
     sec.tick_params(labelsize=8)
+    return sec
+
+
+#: The loss axis turns logarithmic by itself when the smoothed loss spans this many decades: on a
+#: linear axis everything after the first drop would lie flat on zero.
+AUTO_LOG_DECADES = 2.0
+
+
+def loss_decades(curves) -> float:
+    """Decades between the largest and the smallest positive finite value of the curves (0 if none)."""
+    values = [np.asarray(c, np.float64) for c in curves]
+    good = np.concatenate([v[np.isfinite(v) & (v > 0)] for v in values]) if values else np.array([])
+    if good.size == 0:
+        return 0.0
+    return float(np.log10(good.max() / good.min()))
+
+
+def choose_log(asked: bool | None, curves) -> tuple[bool, str]:
+    """Whether the loss axis is logarithmic, and a note for the figure when it was chosen here
+    (``asked`` None) rather than by --log / --no-log."""
+    if asked is not None:
+        return bool(asked), ""
+    decades = loss_decades(curves)
+    if decades < AUTO_LOG_DECADES:
+        return False, ""
+    return True, f"log scale: the loss spans {decades:.1f} decades (--no-log for a linear axis)"
+
+
+def x_limits(windows: int) -> tuple[float, float]:
+    """The loss axis's extent with a little room at both ends, so a line at the first or the last
+    window (the snapshot marker, say) is not hidden in the axis's border."""
+    pad = max(windows, 1) * 0.015
+    return -pad, max(windows, 1) + pad
+
+
+def epoch_legend_handle(label: str, color: str = "tab:orange"):
+    """The legend's sample of the epoch lines: drawn bolder than the faint lines themselves, which
+    would otherwise leave the legend entry all but invisible."""
+    from matplotlib.lines import Line2D
+
+    return Line2D([], [], color=color, lw=1.5, label=label)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -11,13 +11,16 @@ from .common import (
     TITLE_KEYS,
     PlotError,
     add_epoch_axis,
-    epoch_starts,
+    choose_log,
+    epoch_legend_handle,
+    epoch_marks,
     finite_loss,
     require_windows,
     settings_text,
     smoothing_width,
     trailing_mean,
     wrap_items,
+    x_limits,
 )
 
 #: Keys that never change what a run learns, so never tell runs apart in a comparison.
@@ -39,9 +42,10 @@ def differing_labels(runs: Sequence[Run], names: Sequence[str] | None = None) ->
     return labels
 
 
-def comparison_figure(runs: Sequence[Run], labels: Sequence[str] | None = None, log: bool = False,
+def comparison_figure(runs: Sequence[Run], labels: Sequence[str] | None = None, log: bool | None = None,
                       *, names: Sequence[str] | None = None, figure=None):
-    """Loss curves of several runs on one axis, each labelled by the settings that differ."""
+    """Loss curves of several runs on one axis, each labelled by the settings that differ and its
+    status. ``log``: the loss axis's scale; None picks log when the loss spans several decades."""
     runs = list(runs)
     if not runs:
         raise PlotError("no runs to compare")
@@ -53,21 +57,27 @@ def comparison_figure(runs: Sequence[Run], labels: Sequence[str] | None = None, 
     ax = fig.add_subplot()
     ax.set_label("loss")
     width = min(smoothing_width(r.config) for r in runs)  # one width, so the curves compare
+    log, note = choose_log(log, [trailing_mean(finite_loss(r.loss), width) for r in runs])
     finite_max, positive_min = _draw_curves(ax, runs, labels, width)
     longest = max(r.loss.size for r in runs)
+    handles = ax.get_legend_handles_labels()[0]
     Ws = {r.config.windows_per_epoch for r in runs}
     if len(Ws) == 1:  # epochs mean the same windows in every run: mark them
         W = max(Ws.pop(), 1)
-        starts = epoch_starts(longest, W)
-        ax.vlines(starts, 0, 1, transform=ax.get_xaxis_transform(), colors="tab:orange", lw=0.6,
-                  alpha=0.35 if starts.size <= 30 else 0.2, label="epoch start (new series)")
+        starts, _, label = epoch_marks(longest, W)
+        # Grey, not the training figure's orange: orange is the second run's colour here.
+        ax.vlines(starts, 0, 1, transform=ax.get_xaxis_transform(), colors="0.6", lw=0.8, alpha=0.6)
+        if starts.size:
+            handles.append(epoch_legend_handle(label, "0.6"))
         add_epoch_axis(ax, W)
-    ax.set_xlim(0, longest)
+    ax.set_xlim(*x_limits(longest))
     _scale_loss_axis(ax, log, finite_max, positive_min)
     ax.set_xlabel("training window")
     ax.set_ylabel("loss (cross-entropy)" + (", log scale" if log else ""))
+    if note:
+        ax.text(0.005, 0.02, note, transform=ax.transAxes, fontsize=8, color="0.3", ha="left", va="bottom")
     ax.grid(True, axis="y", alpha=0.3)
-    ax.legend(loc="upper right", fontsize=8, framealpha=0.9)
+    ax.legend(handles=handles, loc="upper right", fontsize=8, framealpha=0.9)
     fig.suptitle(wrap_items(_comparison_title(runs, width), 110), fontsize=10)
     return fig
 
@@ -93,9 +103,8 @@ def _draw_curves(ax, runs: list[Run], labels: list[str], width: int) -> tuple[fl
         if width > 1:
             ax.plot(x, y, color=color, lw=0.5, alpha=0.3)
         accuracy = "n/a" if not np.isfinite(run.eval_accuracy) else f"{run.eval_accuracy:.4f}"
-        status = "" if run.status == "completed" else f", {run.status}"
         ax.plot(x, trailing_mean(y, width), color=color, lw=1.6,
-                label=f"{label} (held-out acc {accuracy}{status})")
+                label=f"{label} (held-out acc {accuracy}, {run.status})")
         good = y[np.isfinite(y)]
         if good.size:
             finite_max = max(finite_max, float(good.max()))

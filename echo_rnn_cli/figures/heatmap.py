@@ -28,6 +28,10 @@ _FIXED_SHOWN = (("epochs", "epochs"), ("total_series_length", "series"), ("state
                 ("init", "init"))
 
 
+#: The figure's least width in inches: 800 pixels at the default dpi of 100.
+_MIN_WIDTH = 8.0
+
+
 class HeatmapError(ValueError):
     """Rows that cannot make this heatmap; the message is one line meant for the user."""
 
@@ -109,7 +113,8 @@ def heatmap_figure(rows: Sequence[Row], x: str, y: str, figure=None, title: str 
 
     data = heatmap_data(rows, x, y)
     nx, ny = len(data.xs), len(data.ys)
-    fig = figure if figure is not None else Figure(figsize=(max(5.5, 2.4 + 1.0 * nx), 2.0 + 0.75 * ny))
+    # At least 8 inches (800 pixels at the default dpi), so the title and the settings under it fit.
+    fig = figure if figure is not None else Figure(figsize=(max(_MIN_WIDTH, 2.4 + 1.0 * nx), 2.0 + 0.75 * ny))
     ax = fig.add_subplot()
     cmap = colormaps["viridis"].with_extremes(bad="0.85")
     norm = Normalize(vmin=data.chance, vmax=1.0)

@@ -19,7 +19,9 @@ from .common import (
     TITLE_KEYS,
     add_epoch_axis,
     check_rows,
-    epoch_starts,
+    choose_log,
+    epoch_legend_handle,
+    epoch_marks,
     finite_loss,
     require_windows,
     run_headline,
@@ -28,6 +30,7 @@ from .common import (
     snapshot_index,
     suptitle,
     trailing_mean,
+    x_limits,
 )
 
 # The figure's layout, in inches. Fixed rather than solved by constrained layout: every label's size
@@ -40,7 +43,8 @@ _ROW, _ROW_GAP, _BOTTOM = 0.62, 0.1, 0.62
 class TrainingPanels:
     """The loss panel over the whole planned run and one bar panel per sample row."""
 
-    def __init__(self, fig, config: Config, rows: int, log: bool = False, planned_windows: int | None = None):
+    def __init__(self, fig, config: Config, rows: int, log: bool = False, planned_windows: int | None = None,
+                 log_note: str = ""):
         self.fig, self.config, self.rows, self.log = fig, config, rows, log
         W = config.windows_per_epoch
         self.W = max(W, 1)
@@ -48,10 +52,10 @@ class TrainingPanels:
         self.planned = max(planned_windows or config.epochs * W, 1)
         self.width = smoothing_width(config)
         loss_rect, row_rects = _panel_rects(rows)
-        self._draw_loss_panel(loss_rect)
+        self._draw_loss_panel(loss_rect, log_note)
         self._draw_row_panels(row_rects, config.truncated_backprop_length)
 
-    def _draw_loss_panel(self, rect) -> None:
+    def _draw_loss_panel(self, rect, log_note: str) -> None:
         ax = self.loss_ax = self.fig.add_axes(rect)
         ax.set_label("loss")
         self.raw_line, = ax.plot([], [], color="0.55", lw=0.6, alpha=0.8, label="loss per window")
@@ -60,20 +64,37 @@ class TrainingPanels:
         if self.width <= 1:
             self.raw_line.set_visible(False)
             self.raw_line.set_label("_raw")
-        starts = epoch_starts(self.planned, self.W)
-        ax.vlines(starts, 0, 1, transform=ax.get_xaxis_transform(), colors="tab:orange", lw=0.6,
-                  alpha=0.4 if starts.size <= 30 else 0.25, label="epoch start (new series)")
-        self.marker = ax.axvline(0, color="black", lw=1.0, ls="--", label="snapshot below")
+        starts, _, self.epoch_label = epoch_marks(self.planned, self.W)
+        self.epoch_lines = ax.vlines(starts, 0, 1, transform=ax.get_xaxis_transform(), colors="tab:orange",
+                                     lw=0.8, alpha=0.5, label="_epochs")
+        self.marker = ax.axvline(0, color="black", lw=1.2, ls="--", zorder=3, label="_snapshot")
         self.marker.set_visible(False)
         self.diverged, = ax.plot([], [], "x", color="red", ms=8, mew=2, label="_diverged")
-        ax.set_xlim(0, self.planned)
+        ax.set_xlim(*x_limits(self.planned))
         ax.set_xlabel("training window")
-        ax.set_ylabel("loss (cross-entropy)")
+        ax.set_ylabel("loss (cross-entropy)" + (", log scale" if self.log else ""))
         if self.log:
             ax.set_yscale("log")
+        if log_note:
+            ax.text(0.005, 0.02, log_note, transform=ax.transAxes, fontsize=7.5, color="0.3", ha="left",
+                    va="bottom")
         ax.grid(True, axis="y", alpha=0.3)
         add_epoch_axis(ax, self.W)
-        ax.legend(loc="upper right", fontsize=8, framealpha=0.9)
+        self._legend()
+
+    def _legend(self) -> None:
+        """The loss panel's legend, from samples drawn boldly: the faint epoch lines and the snapshot
+        marker (hidden until a snapshot is shown) would otherwise show as blanks in it."""
+        from matplotlib.lines import Line2D
+
+        handles = [Line2D([], [], color="0.55", lw=1.0, label=self.raw_line.get_label()),
+                   self.smooth_line, self.diverged]
+        handles = [h for h in handles if not h.get_label().startswith("_")]
+        if self.epoch_lines.get_segments():
+            handles.append(epoch_legend_handle(self.epoch_label))
+        if self.rows:
+            handles.append(Line2D([], [], color="black", lw=1.2, ls="--", label="snapshot below"))
+        self.loss_ax.legend(handles=handles, loc="upper right", fontsize=8, framealpha=0.9)
 
     def _draw_row_panels(self, rects, T: int) -> None:
         from matplotlib.collections import PolyCollection
@@ -133,7 +154,7 @@ class TrainingPanels:
             self.diverged.set_data([bad[0]], [top])
             if self.diverged.get_label().startswith("_"):
                 self.diverged.set_label("loss not finite (diverged)")
-                self.loss_ax.legend(loc="upper right", fontsize=8, framealpha=0.9)
+                self._legend()
         else:
             self.diverged.set_data([], [])
         self._rescale(y)
@@ -220,17 +241,25 @@ def trained_windows(run: Run) -> int:
     return max(run.loss.size, run.config.windows_per_epoch)
 
 
-def training_figure(run: Run, rows: int | None = None, step: int | None = None, log: bool = False,
+def run_log_scale(run: Run, log: bool | None) -> tuple[bool, str]:
+    """``log`` as asked, or (None) a log axis when the run's smoothed loss spans several decades,
+    with the note that says so."""
+    return choose_log(log, [trailing_mean(finite_loss(run.loss), smoothing_width(run.config))])
+
+
+def training_figure(run: Run, rows: int | None = None, step: int | None = None, log: bool | None = None,
                     *, name: str | None = None, figure=None):
     """The tutorial's figure: the loss over windows, and bars of input, echo target and prediction
     for ``rows`` rows of the batch (5, or all if fewer) at the snapshot nearest window ``step``
-    (the last when None). ``figure``: draw into this (e.g. a pyplot figure) instead of a new one."""
+    (the last when None). ``log``: the loss axis's scale; None picks log when the loss spans
+    several decades. ``figure``: draw into this (e.g. a pyplot figure) instead of a new one."""
     require_windows(run, name)
     rows = check_rows(run, rows)
     has_snapshots = run.snapshot_window.size > 0
     k = snapshot_index(run, step) if has_snapshots else None
     fig = new_figure(figure, rows if has_snapshots else 0)
-    panels = TrainingPanels(fig, run.config, rows if has_snapshots else 0, log, trained_windows(run))
+    log, note = run_log_scale(run, log)
+    panels = TrainingPanels(fig, run.config, rows if has_snapshots else 0, log, trained_windows(run), note)
     panels.show_loss(run.loss)
     if k is not None:
         panels.show_snapshot(int(run.snapshot_window[k]), run.snapshot_inputs[k], run.snapshot_targets[k],

@@ -1,0 +1,102 @@
+"""The README opens with a quick start that works as written (issue 12, item 6), CI runs the README's
+own test command, and the README's Layout and docs/architecture.md name every module (issue 9, item 8)."""
+
+import os
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text()
+QUICK_START = README.split("\n# Reference\n", 1)[0]
+
+
+def commands(text: str) -> list[str]:
+    """The lines of the ```sh blocks."""
+    blocks = re.findall(r"```sh\n(.*?)```", text, flags=re.S)
+    return [line for block in blocks for line in block.splitlines() if line.strip()]
+
+
+def setup_commands() -> list[str]:
+    return [c for c in commands(QUICK_START) if c.startswith("python3 -m venv")]
+
+
+def test_the_quick_start_is_short_and_comes_first():
+    assert README.startswith("# echo-rnn\n")
+    assert "\n# Reference\n" in README, "the reference parts sit under a clear heading"
+    assert len(QUICK_START.splitlines()) <= 60
+    for needed in ("echo-rnn train", "echo-rnn plot run.npz", "](docs/quickstart.png)", "--version",
+                   "_ECHO_RNN_COMPLETE=bash_source echo-rnn", "What you should see"):
+        assert needed in QUICK_START, needed
+
+
+def test_each_setup_command_makes_and_uses_its_own_environment():
+    """Each works on a fresh machine alone: it creates the virtual environment it then uses, and the
+    two use different ones (the test one is editable, with extras; the user's is not)."""
+    found = setup_commands()
+    assert len(found) == 2
+    made = []
+    for command in found:
+        words = shlex.split(command)
+        venv = words[words.index("venv") + 1]
+        used = {w.split("/bin/", 1)[0] for w in words if "/bin/" in w}
+        assert used == {venv}, f"{command!r} uses {used - {venv}} that it did not make"
+        made.append(venv)
+    assert len(set(made)) == 2
+    assert (ROOT / ".gitignore").read_text().split().count(made[1] + "/") == 1  # and ruff skips it
+
+
+def test_ci_runs_the_readme_test_command_with_lint_first():
+    (test_command,) = [c for c in setup_commands() if "pytest" in c]
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert test_command in ci, ".ci/run must run the README's test command as written"
+    steps = test_command.split(" && ")
+    lint = next(i for i, s in enumerate(steps) if s.endswith("ruff check ."))
+    assert lint < next(i for i, s in enumerate(steps) if "pytest" in s)
+    assert os.access(ROOT / ".ci" / "run", os.X_OK)
+    extras = (ROOT / "pyproject.toml").read_text().split("[project.optional-dependencies]", 1)[1]
+    test_extra = re.search(r"^test = \[(.*?)\]", extras, flags=re.M).group(1)
+    assert '"ruff' in test_extra and '"pytest' in test_extra
+
+
+def test_the_figure_is_there_and_can_be_made_again():
+    png = ROOT / "docs" / "quickstart.png"
+    assert png.stat().st_size < 300_000
+    with Image.open(png) as image:
+        assert image.format == "PNG" and image.width >= 800
+    script = ROOT / "scripts" / "make_readme_figure.sh"
+    assert os.access(script, os.X_OK)
+    text = script.read_text()
+    assert "train --echo-step 3" in text and "docs/quickstart.png" in text  # the quick start's own run
+    assert "scripts/make_readme_figure.sh" in README
+
+
+def test_links_to_docs_resolve():
+    for target in re.findall(r"\]\(((?:docs|scripts)/[^)#]+)", README):
+        assert (ROOT / target).exists(), target
+    for anchor in re.findall(r"\]\(#([^)]+)\)", README):
+        headings = {re.sub(r"[^a-z0-9 -]", "", h.lower()).replace(" ", "-")
+                    for h in re.findall(r"^#+ (.+)$", README, flags=re.M)}
+        assert anchor in headings, anchor
+
+
+def modules() -> list[Path]:
+    package = ROOT / "echo_rnn_cli"
+    return sorted(p.relative_to(package) for p in package.rglob("*.py") if p.name != "__init__.py"
+                  or p.parent != package)
+
+
+@pytest.mark.parametrize("where", ["README.md", "docs/architecture.md"])
+def test_layout_and_architecture_name_every_module(where):
+    text = (ROOT / where).read_text()
+    if where == "README.md":
+        text = text.split("## Layout\n", 1)[1]
+    for module in modules():
+        name = f"{module.parent.name}/" if module.name == "__init__.py" else module.name
+        if where == "docs/architecture.md" and module.name in ("__init__.py", "__main__.py"):
+            continue  # the package's plumbing; the Layout lists it
+        stem = name if module.name == "__init__.py" else module.stem
+        assert name in text or f"`{stem}`" in text, f"{where} does not name {module}"
