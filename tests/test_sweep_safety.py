@@ -384,19 +384,23 @@ def test_a_lost_ray_node_loses_no_run(tmp_path):
                 removed.append(e.result.name)
 
         first = within(150, lambda: run_sweep(c, grid, out_dir=out, jobs=2, executor="ray", on_event=on_event))
-        assert removed == ["epochs=1_seed=0"] and first.results["epochs=1_seed=0"].status == "completed"
+        # Which point finishes first is the machine's business (on a loaded machine the long one can
+        # win the race to a CPU); what matters: the one written is kept, the other is reported lost.
+        (done,) = removed
         (lost,) = first.failed
-        assert lost.name == "epochs=40_seed=0" and lost.status == "error" and "lost with its Ray" in lost.message
-        assert not (out / "epochs=40_seed=0.npz").exists()
-        assert {p["file"]: p["status"] for p in read_manifest(out)["points"]}["epochs=40_seed=0.npz"] == "error"
-        kept = stamp(out / "epochs=1_seed=0.npz")
+        assert first.results[done].status == "completed" and lost.name != done
+        assert lost.status == "error" and "lost with its Ray" in lost.message
+        assert not (out / f"{lost.name}.npz").exists()
+        assert {p["file"]: p["status"] for p in read_manifest(out)["points"]}[f"{lost.name}.npz"] == "error"
+        kept = stamp(out / f"{done}.npz")
 
         cluster.add_node(num_cpus=1)
         events = []
         second = within(150, lambda: run_sweep(c, grid, out_dir=out, jobs=2, executor="ray", on_event=events.append))
         assert not second.failed and not second.unfinished
-        assert [e.result.name for e in events if e.kind == "finished" and not e.result.skipped] == ["epochs=40_seed=0"]
-        assert stamp(out / "epochs=1_seed=0.npz") == kept
+        assert [e.result.name for e in events if e.kind == "finished" and not e.result.skipped] == [lost.name]
+        assert stamp(out / f"{done}.npz") == kept
+        assert load_run(out / f"{lost.name}.npz").status == "completed"
         assert load_run(out / "epochs=40_seed=0.npz").epochs_completed == 40
     finally:
         ray.shutdown()
