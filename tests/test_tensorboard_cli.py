@@ -32,7 +32,7 @@ def _series(ea, tag):
 def _check_run_folder(logdir, run):
     """The events of one run folder hold exactly what its run file says."""
     ea = _read(logdir)
-    assert TAGS <= set(ea.Tags()["tensors"])
+    assert set(ea.Tags()["tensors"]) >= TAGS
     windows = _series(ea, "train/window_loss")
     assert [s for s, _ in windows] == list(range(run.loss.size))  # short run: every window
     np.testing.assert_allclose([v for _, v in windows], run.loss, rtol=1e-6)
