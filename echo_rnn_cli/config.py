@@ -53,6 +53,9 @@ class Config:
     snapshot_every: int = setting(100, "Windows between prediction snapshots within an epoch", min=1)
     init: str = setting("tutorial", "Initial weights: tutorial (uniform [0,1)) or glorot (for larger states)",
                         choices=INITS, per_model=True)
+    stop_at_accuracy: float = setting(0.0, "End after the first epoch whose mean training accuracy reaches this "
+                                      "(every model's, with --seeds); 0: train all --epochs", max=1.0, off=0.0,
+                                      resumable=True)
 
     # Derived sizes (the tutorial's integer divisions).
     @property

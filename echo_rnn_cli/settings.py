@@ -23,19 +23,21 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class Setting:
-    """One setting. ``kind`` is ``int``, ``float`` (always a positive finite float32) or ``str``
-    (one of ``choices``, compared in lower case)."""
+    """One setting. ``kind`` is ``int``, ``float`` (always a positive finite float32, at most
+    ``max`` if given) or ``str`` (one of ``choices``, compared in lower case). ``off``: a value
+    outside those rules that is allowed too and means the setting does nothing (a float's 0)."""
 
     name: str
     kind: str
     default: Any
     help: str
     min: int | None = None
-    max: int | None = None
+    max: int | float | None = None
     choices: tuple[str, ...] = ()
     per_model: bool = False   # may differ between models trained together in one compiled program
     grid: bool = True         # may vary in a sweep's --grid
     resumable: bool = False   # may change when a run is resumed (it changes neither the model nor its trace)
+    off: Any = None           # the value that turns the setting off, allowed besides the rules above
 
     @property
     def flag(self) -> str:
@@ -46,7 +48,9 @@ class Setting:
         if self.choices:
             return f"one of {', '.join(self.choices)}"
         if self.kind == "float":
-            return "a positive finite number"
+            off = "" if self.off is None else f", or {self.off:g} (off)"
+            within = "a positive finite number" if self.max is None else f"a number above 0 and at most {self.max:g}"
+            return within + off
         if self.max is not None:
             return f"{self.min} to {self.max}"
         return f"{self.min} or more"
@@ -60,7 +64,7 @@ class Setting:
             return value
         if self.kind == "float":
             if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ConfigError(f"{name} must be a positive finite number, got {value!r}{quoted}")
+                raise ConfigError(f"{name} must be {self.allowed()}, got {value!r}{quoted}")
             return float(value)
         if not isinstance(value, str):
             allowed = self.allowed() if self.choices else "a string"
@@ -93,13 +97,17 @@ class Setting:
         if self.kind == "int" and (isinstance(value, bool) or not isinstance(value, int)):
             raise ConfigError(f"{name} must be a whole number, got {value!r}")
         if self.kind == "float" and (isinstance(value, bool) or not isinstance(value, (int, float))
-                                     or not math.isfinite(value) or value <= 0):
-            raise ConfigError(f"{name} must be a positive finite number, got {value!r}")
+                                     or not math.isfinite(value) or (value <= 0 and value != self.off)):
+            raise ConfigError(f"{name} must be {self.allowed()}, got {value!r}")
 
     def check(self, value: Any, name: str) -> None:
         """Whether a value of the right type is allowed on its own (how it fits the others is
         ``config.validate``'s)."""
         if self.choices and value not in self.choices:
+            raise ConfigError(f"{name} must be {self.allowed()}, got {value!r}")
+        if self.off is not None and value == self.off:
+            return
+        if self.kind == "float" and self.max is not None and value > self.max:
             raise ConfigError(f"{name} must be {self.allowed()}, got {value!r}")
         if self.kind == "float" and not FLOAT32_TINY <= value <= FLOAT32_MAX:
             raise ConfigError(f"{name} must be between {FLOAT32_TINY:.3g} and {FLOAT32_MAX:.3g} "
@@ -117,12 +125,12 @@ def flag_name(key: str) -> str:
     return "--" + key.replace("_", "-")
 
 
-def setting(default: Any, help: str, *, min: int | None = None, max: int | None = None,
+def setting(default: Any, help: str, *, min: int | None = None, max: int | float | None = None,
             choices: tuple[str, ...] = (), per_model: bool = False, grid: bool = True,
-            resumable: bool = False) -> Any:
+            resumable: bool = False, off: Any = None) -> Any:
     """A ``Config`` field with its rules as metadata (the name and type come from the field)."""
     rules = dict(help=help, min=min, max=max, choices=tuple(choices), per_model=per_model, grid=grid,
-                 resumable=resumable)
+                 resumable=resumable, off=off)
     return dataclasses.field(default=default, metadata={"setting": rules})
 
 

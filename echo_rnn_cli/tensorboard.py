@@ -9,6 +9,10 @@ Tags (each a scalar unless said):
 A sweep gives each point its own folder and calls ``log_hparams`` there, so TensorBoard's HParams
 table and parallel-coordinates views compare the points by their settings and eval metrics; an
 optional ``log_hparams_config`` at the sweep's top folder names the columns and their values.
+
+``train --tensorboard DIR`` and ``sweep --tensorboard DIR`` use ``check_logdirs`` (before anything
+trains) and ``GroupLogger`` (one logger per model trained together, fed by the trainer's epoch
+reports); a sweep's worker opens its points with ``open_sweep_points``.
 """
 
 from __future__ import annotations
@@ -16,12 +20,17 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 MAX_POINTS = 10_000
 METRICS = ("eval/accuracy", "eval/loss")
+#: The HParams table's metric columns in a sweep: the held-out results, and the training means,
+#: which a running point has already.
+SWEEP_METRICS = (*METRICS, "train/epoch_accuracy", "train/epoch_loss")
 
 
 def window_every(total_windows: int, max_points: int = MAX_POINTS) -> int:
@@ -72,6 +81,13 @@ class TensorBoardLogger:
             if losses.size:
                 tf.summary.scalar("train/epoch_loss", float(np.nanmean(losses)), step=epoch)
                 tf.summary.scalar("train/epoch_accuracy", float(np.nanmean(accuracies)), step=epoch)
+        self._writer.flush()
+
+    def log_config(self, step: int = 0) -> None:
+        """The settings as text now, so a run in progress shows them."""
+        tf = _tf()
+        with self._writer.as_default():
+            tf.summary.text("config", config_markdown(self.config), step=step)
         self._writer.flush()
 
     def log_end(self, run: Any) -> None:
@@ -146,3 +162,61 @@ def log_hparams_config(logdir: str | os.PathLike, values: dict[str, list], metri
     with writer.as_default():
         hp.hparams_config(hparams=params, metrics=[hp.Metric(m, display_name=m) for m in metrics])
     writer.close()
+
+
+def check_logdirs(top: str | os.PathLike, names: Sequence[str], flag: str = "--tensorboard") -> list[Path]:
+    """The run folders ``top/NAME`` of a --tensorboard folder, created (with ``top``) and checked
+    writable before anything trains; anything in the way that is not a folder is one ConfigError."""
+    from .settings import ConfigError
+
+    top = Path(top)
+    if not str(top).strip():
+        raise ConfigError(f"{flag}: an empty name; give a folder such as 'tb'")
+    dirs = [top / n for n in names]
+    for d in [top, *dirs]:
+        if d.exists() and not d.is_dir():
+            raise ConfigError(f"{flag} {str(top)!r}: {str(d)!r} exists and is not a folder")
+    try:
+        for d in dirs or [top]:
+            d.mkdir(parents=True, exist_ok=True)
+            if not os.access(d, os.W_OK | os.X_OK):
+                raise PermissionError(13, "Permission denied")
+    except OSError as e:
+        raise ConfigError(f"{flag} {str(top)!r} cannot be written: {e.strerror or e}") from None
+    return dirs
+
+
+class GroupLogger:
+    """A TensorBoardLogger per model trained together (each its own run folder), fed by the
+    trainer's epoch reports, so TensorBoard shows the runs while they train."""
+
+    def __init__(self, logdirs: Sequence[str | os.PathLike], configs: Sequence[Any], first_epoch: int = 0):
+        self.loggers = [TensorBoardLogger(d, c) for d, c in zip(logdirs, configs, strict=True)]
+        for logger in self.loggers:
+            logger.log_config(first_epoch)
+
+    def on_epoch(self, report: Any) -> None:
+        """``report``: the trainer's EpochReport; a model that diverged before this epoch has no windows."""
+        for logger, model in zip(self.loggers, report.models, strict=True):
+            if model is not None:
+                logger.log_epoch(report.epoch, model.first_window, model.loss, model.accuracy)
+
+    def end(self, runs: Sequence[Any]) -> None:
+        for logger, run in zip(self.loggers, runs, strict=True):
+            logger.log_end(run)
+
+    def close(self) -> None:
+        for logger in self.loggers:
+            logger.close()
+
+
+def open_sweep_points(top: str | os.PathLike, names: Sequence[str], configs: Sequence[Any],
+                      settings: Sequence[Mapping[str, Any]], domains: Mapping[str, list]) -> GroupLogger:
+    """A sweep worker's points: the HParams columns at the sweep's folder ``top`` (each worker writes
+    the same, so whichever runs first, the table has them), each point's settings in its own
+    folder ``top/NAME``, and a logger for each."""
+    log_hparams_config(top, domains, SWEEP_METRICS)
+    dirs = [Path(top) / n for n in names]
+    for d, point in zip(dirs, settings, strict=True):
+        log_hparams(d, point)
+    return GroupLogger(dirs, configs)

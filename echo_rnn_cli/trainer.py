@@ -49,6 +49,16 @@ class EpochSamples:
 
 
 @dataclass(frozen=True)
+class ModelEpoch:
+    """One model's windows of the epoch just trained (up to its first non-finite one, if it diverged
+    there), for a logger per model."""
+
+    first_window: int     # global index of the epoch's first window
+    loss: np.ndarray      # [W] each window's mean loss
+    accuracy: np.ndarray  # [W] each window's accuracy
+
+
+@dataclass(frozen=True)
 class EpochReport:
     """What the progress callback gets after every epoch (means over the models trained together)."""
 
@@ -59,6 +69,7 @@ class EpochReport:
     windows_per_second: float  # in this epoch (the first one includes compiling)
     elapsed: float          # seconds since this call started
     samples: EpochSamples | None = None  # the first model's traces of this epoch (None once it diverged)
+    models: tuple[ModelEpoch | None, ...] = ()  # every model's windows of this epoch (None: diverged before it)
 
 
 Callback = Callable[[EpochReport], None]
@@ -117,7 +128,9 @@ def train_many(configs: Sequence[Config], *, on_epoch: Callback | None = None,
 
     Models may differ only in ``config.PER_MODEL_KEYS`` (seed, learning_rate, echo_step, init).
     ``should_stop`` is polled between epochs: when it turns true the runs end with status
-    'interrupted'. A model whose loss turns non-finite stops with status 'diverged' (the others go on).
+    'interrupted'. With ``stop_at_accuracy`` set, training ends 'completed' after the first epoch in
+    which every model still alive reached it (mean training accuracy). A model whose loss turns
+    non-finite stops with status 'diverged' (the others go on).
     """
     from ._tf import tf
 
@@ -134,6 +147,7 @@ def train_many(configs: Sequence[Config], *, on_epoch: Callback | None = None,
     wall = time.perf_counter() - start
     outcome = Outcome(first_epoch=group.first_epoch, epochs_run=ran,
                       stopped_early=traces.stopped_early(configs[0].epochs - group.first_epoch),
+                      reached_accuracy=traces.reached_accuracy,
                       eval_loss=eval_loss, eval_accuracy=eval_accuracy, params=params, opt_state=opt_state,
                       device=device, wall_seconds=wall, versions=library_versions(),
                       created=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"))
@@ -273,9 +287,10 @@ def run_epochs(group: Group, traces: Traces, evaluation: Evaluation | None = Non
         result = run_epoch(group, epoch, evaluation)
         traces.add(result)
         ran += 1
+        traces.check_accuracy(group.configs[0].stop_at_accuracy)
         if on_epoch is not None:
             on_epoch(epoch_report(result, traces, epochs, time.perf_counter() - start))
-        if not traces.alive.any():
+        if not traces.alive.any() or traces.reached_accuracy:
             break
     return ran
 
@@ -283,7 +298,8 @@ def run_epochs(group: Group, traces: Traces, evaluation: Evaluation | None = Non
 def epoch_report(result: EpochResult, traces: Traces, epochs: int, elapsed: float) -> EpochReport:
     """What the progress callback gets: means over the models, the first model's samples."""
     return EpochReport(result.epoch + 1, epochs, float(np.nanmean(result.loss)), float(np.nanmean(result.accuracy)),
-                       traces.windows / max(result.seconds, 1e-9), elapsed, traces.samples(result.epoch))
+                       traces.windows / max(result.seconds, 1e-9), elapsed, traces.samples(result.epoch),
+                       traces.model_epochs(result.epoch))
 
 
 class Evaluation:
@@ -341,6 +357,7 @@ class Outcome:
     wall_seconds: float
     versions: dict[str, str]
     created: str
+    reached_accuracy: bool = False  # stopped because every model alive reached stop_at_accuracy
 
 
 def build_runs(configs: Sequence[Config], traces: Traces, outcome: Outcome,
@@ -373,6 +390,11 @@ def run_status(c: Config, trace: _Trace, alive: bool, outcome: Outcome) -> tuple
     if not alive:
         return "diverged", (f"the loss became non-finite at window {trace.first_bad} (epoch {trace.bad_epoch + 1}): "
                             f"learning_rate {c.learning_rate} is likely too high for {c.optimizer}; try a smaller one")
+    done = trace.epochs_done + outcome.first_epoch
+    if outcome.reached_accuracy and done < c.epochs:
+        accuracy = float(np.mean(trace.acc[-1]))
+        return "completed", (f"stopped at epoch {done} of {c.epochs}: training accuracy {accuracy:.3f} "
+                             f">= {c.stop_at_accuracy:g}")
     if outcome.stopped_early:
         return "interrupted", f"stopped after {trace.epochs_done + outcome.first_epoch} of {c.epochs} epochs"
     return "completed", ""
@@ -387,6 +409,7 @@ class Traces:
         self.alive = np.ones(models, bool)
         self.windows = windows_per_epoch
         self.snap_idx = np.arange(0, windows_per_epoch, snapshot_every)
+        self.reached_accuracy = False
 
     def add(self, r: EpochResult) -> None:
         idx = self.snap_idx
@@ -403,9 +426,22 @@ class Traces:
         """The first model's traces of this epoch, for live figures (None once it diverged)."""
         return self.of[0].latest(epoch * self.windows) if self.alive[0] else None
 
+    def model_epochs(self, epoch: int) -> tuple[ModelEpoch | None, ...]:
+        """Every model's windows of this epoch, None for a model that did not train it (diverged before)."""
+        return tuple(ModelEpoch(epoch * self.windows, t.loss[-1], t.acc[-1])
+                     if t.epoch and t.epoch[-1].size and t.epoch[-1][0] == epoch else None for t in self.of)
+
+    def check_accuracy(self, target: float) -> None:
+        """Note whether every model still alive reached mean training accuracy ``target`` in the
+        epoch just added (a target of 0 is off)."""
+        self.reached_accuracy = bool(target > 0 and self.alive.any() and all(
+            np.mean(t.acc[-1]) >= target for t, a in zip(self.of, self.alive, strict=True) if a))
+
     def stopped_early(self, planned: int) -> bool:
-        """Whether a model still alive trained fewer than the ``planned`` epochs of this call."""
-        return any(t.epochs_done < planned for t, a in zip(self.of, self.alive, strict=True) if a)
+        """Whether a model still alive trained fewer than the ``planned`` epochs of this call (and
+        not because they reached the accuracy asked for)."""
+        return not self.reached_accuracy and any(
+            t.epochs_done < planned for t, a in zip(self.of, self.alive, strict=True) if a)
 
 
 class _Trace:

@@ -50,7 +50,7 @@ def test_the_table_is_the_dataclass():
 
 def test_derived_sets_are_todays_rules():
     assert {"seed", "learning_rate", "echo_step", "init"} == PER_MODEL_KEYS
-    assert {"epochs", "device"} == RESUMABLE_CHANGES
+    assert {"epochs", "device", "stop_at_accuracy"} == RESUMABLE_CHANGES
     assert set(GRID_KEYS) == set(SETTINGS)
     assert program_key(Config(seed=3, echo_step=1, learning_rate=0.1, init="glorot")) == program_key(Config())
     assert program_key(Config(state_size=5)) != program_key(Config())

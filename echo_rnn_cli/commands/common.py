@@ -164,7 +164,7 @@ def setting_option(s: Setting):
     if s.choices:
         kind = click.Choice(s.choices, case_sensitive=False)
     elif s.kind == "float":
-        kind = Number(f"{s.allowed()} such as {s.default}")
+        kind = Number(s.allowed() if s.off is not None else f"{s.allowed()} such as {s.default}")
     else:
         kind = WholeNumber(min=s.min if s.min is not None else 0, max=s.max)
     return click.option(s.flag, s.name, type=kind, help=f"{s.help} [{s.default}].")

@@ -55,9 +55,13 @@ def _json_line(point, result, out_dir: Path) -> str:
 @click.option("--ray-address", metavar="ADDRESS",
               help="Ray cluster to use: HOST:PORT, 'auto' (started with `ray start` here) or 'local' "
                    "(a private one for this sweep) [RAY_ADDRESS].")
+@click.option("--tensorboard", metavar="DIR", type=click.Path(),
+              help="Write TensorBoard event files as the points train: DIR/POINT for each, with its settings "
+                   "as HParams (with --executor ray: DIR must be shared by every node).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per point on stdout as it finishes.")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but warnings and errors.")
-def sweep(config_file, grid_specs, seeds, out_dir, jobs, executor, ray_address, as_json, quiet, **flags):
+def sweep(config_file, grid_specs, seeds, out_dir, jobs, executor, ray_address, tensorboard, as_json, quiet,
+          **flags):
     """Train every combination of settings, one run file per point; resumable.
 
     Other flags (--epochs, --config, ...) apply to every point. Points that differ only in seed,
@@ -100,7 +104,8 @@ def sweep(config_file, grid_specs, seeds, out_dir, jobs, executor, ray_address, 
     with stop_on_signals() as stop:
         try:
             result = sw.run_sweep(base, grid, seeds=seeds, out_dir=out_dir, jobs=jobs, executor=executor,
-                                  on_event=on_event, should_stop=stop, ray_address=ray_address)
+                                  on_event=on_event, should_stop=stop, ray_address=ray_address,
+                                  tensorboard=tensorboard)
         finally:
             progress.stop()
 

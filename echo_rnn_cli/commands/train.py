@@ -79,23 +79,36 @@ def _live_figure(config: Config, warn):
         return None
 
 
-def _train(configs, resumed, reporter, figure, warn, stop):
-    """The runs, trained with the reporter (and the live figure) following every epoch."""
+def _train(configs, resumed, reporter, figure, warn, stop, logdirs=None):
+    """The runs, trained with the reporter (the live figure, the TensorBoard loggers) following every epoch."""
     from ..trainer import DeviceError, train_many
+
+    board = None
+    if logdirs:
+        from ..tensorboard import GroupLogger
+
+        board = GroupLogger(logdirs, configs, resumed.epochs_completed if resumed else 0)
 
     def on_epoch(report) -> None:
         reporter.update(report)
         if figure is not None:
             figure.update(report)
+        if board is not None:
+            board.on_epoch(report)
 
     reporter.start(_headline(configs), configs[0].epochs)
     try:
-        return train_many(configs, on_epoch=on_epoch, should_stop=stop,
+        runs = train_many(configs, on_epoch=on_epoch, should_stop=stop,
                           resumes=[resumed] if resumed else None, warn=warn)
+        if board is not None:
+            board.end(runs)
+        return runs
     except DeviceError as e:
         raise UserError(str(e)) from None
     finally:
         reporter.stop()
+        if board is not None:
+            board.close()
 
 
 def _save(runs, outputs: list[Path], resumed, stop) -> bool:
@@ -145,7 +158,10 @@ def _report(runs, outputs: list[Path], reporter, console, as_json: bool, quiet: 
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but warnings and errors.")
 @click.option("--live", is_flag=True,
               help="Show the tutorial's figure updating after every epoch (needs a display; else a warning).")
-def train(config_file, output, seeds, resume, as_json, quiet, live, **flags):
+@click.option("--tensorboard", type=click.Path(path_type=Path), metavar="DIR",
+              help="Write TensorBoard event files as training goes, into DIR/STEM (STEM: each run file's "
+                   "name); view with: tensorboard --logdir DIR.")
+def train(config_file, output, seeds, resume, as_json, quiet, live, tensorboard, **flags):
     """Train the tutorial's Echo-RNN and write a run file.
 
     Flags override the --config file, which overrides the tutorial's settings (the defaults shown).
@@ -156,9 +172,15 @@ def train(config_file, output, seeds, resume, as_json, quiet, live, **flags):
       echo-rnn train --config configs/long-echo.toml --json --quiet
       echo-rnn train --seeds 5 -o runs/run.npz      # run-seed0.npz ... run-seed4.npz
       echo-rnn train --resume run.npz --epochs 200  # continue a run to 200 epochs
+      echo-rnn train --stop-at-accuracy 0.99 --tensorboard tb  # then: tensorboard --logdir tb
     """
     config, resumed, output = _resolve(config_file, flags, resume, seeds, output)
     configs, outputs = _prepare_outputs(config, seeds, output)
+    logdirs = None
+    if tensorboard is not None:
+        from ..tensorboard import check_logdirs
+
+        logdirs = check_logdirs(tensorboard, [p.stem for p in outputs])
 
     from ..interrupts import stop_on_signals
     from ..progress import stderr_console, train_reporter, warning
@@ -171,7 +193,7 @@ def train(config_file, output, seeds, resume, as_json, quiet, live, **flags):
     reporter = train_reporter(quiet)
     figure = _live_figure(configs[0], warn) if live else None
     with stop_on_signals() as stop:
-        runs = _train(configs, resumed, reporter, figure, warn, stop)
+        runs = _train(configs, resumed, reporter, figure, warn, stop, logdirs)
         if not _save(runs, outputs, resumed, stop):
             return stop.exit_code
     return _report(runs, outputs, reporter, console, as_json, quiet, stop, figure)

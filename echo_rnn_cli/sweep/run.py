@@ -19,7 +19,7 @@ from ..files import atomic_write_bytes
 from ..memory import check_models
 from .executors.local import default_jobs, run_here, run_pool
 from .executors.ray import cluster_cpus, connect_ray, disconnect_ray, import_ray, resolve_ray_address, run_ray
-from .executors.task import Task, TaskResult
+from .executors.task import Board, Task, TaskResult
 from .grid import Point, expand_grid
 from .manifest import MANIFEST, Manifest, PointResult, finished_points, kept_run
 
@@ -78,13 +78,18 @@ def make_tasks(points: Sequence[Point], workers: int) -> list[list[Point]]:
     return sorted(tasks, key=lambda t: -len(t) * t[0].config.epochs * t[0].config.total_series_length)
 
 
-def prepare(base: Config, grid: Mapping[str, Sequence[Any]], seeds: int, out_dir: str | os.PathLike
-            ) -> tuple[list[Point], Path]:
+def prepare(base: Config, grid: Mapping[str, Sequence[Any]], seeds: int, out_dir: str | os.PathLike,
+            tensorboard: str | os.PathLike | None = None) -> tuple[list[Point], Path]:
     """Everything checked before any training and before the folder is touched: the points, that
-    each program's group fits in memory, the folder (created, writable, no non-file in the way)."""
+    each program's group fits in memory, the folder (created, writable, no non-file in the way),
+    and the TensorBoard folders, with ``tensorboard``."""
     out = check_out_dir(out_dir)
     points = expand_grid(base, grid, seeds)
     check_group_memory(points)
+    if tensorboard is not None:
+        from ..tensorboard import check_logdirs
+
+        check_logdirs(tensorboard, [p.name for p in points])
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out-dir {str(out)!r} is a file, not a folder")
     try:
@@ -156,7 +161,8 @@ def folder_lock(out: Path) -> Iterator[None]:
 def run_sweep(base: Config, grid: Mapping[str, Sequence[Any]], seeds: int = 1,
               out_dir: str | os.PathLike = "sweep", jobs: int | None = None, executor: str = "local",
               on_event: Callable[[SweepEvent], None] | None = None,
-              should_stop: Callable[[], bool] | None = None, ray_address: str | None = None) -> SweepResult:
+              should_stop: Callable[[], bool] | None = None, ray_address: str | None = None,
+              tensorboard: str | os.PathLike | None = None) -> SweepResult:
     """Train every point of ``grid`` (a dict key -> values) over ``base``, ``seeds`` seeds each, into
     ``out_dir`` (one run file per point, named by :func:`~echo_rnn_cli.sweep.grid.point_name`, and
     ``sweep.json``).
@@ -164,14 +170,18 @@ def run_sweep(base: Config, grid: Mapping[str, Sequence[Any]], seeds: int = 1,
     Points already finished there are skipped. A point that fails (diverges, or its training
     raises) does not stop the others; see ``SweepResult.failed``. ``should_stop`` is polled
     throughout: when it turns true, running points stop at their next epoch (saved as
-    'interrupted'), no new ones start, and the result has ``interrupted`` set."""
+    'interrupted'), no new ones start, and the result has ``interrupted`` set.
+
+    ``tensorboard``: a folder for TensorBoard event files, one run folder per point (named like its
+    run file) with the point's settings as HParams. The workers write there themselves: on Ray it
+    must be a folder every node sees at the same path (a shared file system)."""
     if executor not in EXECUTORS:
         raise ConfigError(f"--executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
     if jobs is not None and jobs < 1:
         raise ConfigError(f"--jobs must be at least 1, got {jobs}")
     if executor == "ray" and not import_ray().is_initialized():
         resolve_ray_address(ray_address)  # before anything is written
-    points, out = prepare(base, grid, seeds, out_dir)
+    points, out = prepare(base, grid, seeds, out_dir, tensorboard)
     emit_event = on_event or (lambda e: None)
     should_stop = should_stop or (lambda: False)
     t0 = time.perf_counter()
@@ -185,16 +195,17 @@ def run_sweep(base: Config, grid: Mapping[str, Sequence[Any]], seeds: int = 1,
                 jobs = cluster_cpus()
         try:
             return _sweep(base, grid, points, out, done, todo, jobs or default_jobs(), executor, emit_event,
-                          should_stop, t0)
+                          should_stop, t0, tensorboard)
         finally:
             if connected:
                 disconnect_ray()
 
 
-def _sweep(base, grid, points, out, done, todo, jobs, executor, emit_event, should_stop, t0) -> SweepResult:
+def _sweep(base, grid, points, out, done, todo, jobs, executor, emit_event, should_stop, t0,
+           tensorboard=None) -> SweepResult:
     groups = make_tasks(todo, jobs)
-    tasks = [Task([p.name for p in g], [p.config for p in g], None if executor == "ray" else str(out))
-             for g in groups]
+    tasks = [Task([p.name for p in g], [p.config for p in g], None if executor == "ray" else str(out),
+                  _board(tensorboard, points, g)) for g in groups]
 
     result = SweepResult(points, dict(done))
     by_name = {p.name: p for p in points}
@@ -224,6 +235,14 @@ def _sweep(base, grid, points, out, done, todo, jobs, executor, emit_event, shou
     result.interrupted = should_stop() or any(r.status == "interrupted" for r in result.results.values())
     result.wall_seconds = time.perf_counter() - t0
     return result
+
+
+def _board(tensorboard, points: Sequence[Point], group: Sequence[Point]) -> Board | None:
+    """A task's TensorBoard folder and HParams: its points' settings, every varied setting's values."""
+    if tensorboard is None:
+        return None
+    domains = {k: sorted({p.settings[k] for p in points}) for k in points[0].settings}
+    return Board(str(Path(tensorboard).absolute()), [dict(p.settings) for p in group], domains)
 
 
 def _write_returned(out: Path, r: TaskResult, config: Config) -> PointResult:

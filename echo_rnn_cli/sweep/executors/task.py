@@ -7,7 +7,7 @@ import os
 import re
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +18,24 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 @dataclass
+class Board:
+    """Where a task's points write TensorBoard events: ``top``/NAME for each (``top`` absolute, as a
+    Ray worker writes there itself), with the HParams of each point and of the sweep."""
+
+    top: str
+    settings: list[dict[str, Any]]  # each point's settings that the sweep varies (and its seed)
+    domains: dict[str, list] = field(default_factory=dict)  # every such setting's values in the sweep
+
+
+@dataclass
 class Task:
     """Points trained by one ``train_many`` call. ``out_dir`` None: return the run files' bytes
-    (a Ray worker may not share the driver's disk)."""
+    (a Ray worker may not share the driver's disk). ``board``: log to TensorBoard too."""
 
     names: list[str]
     configs: list[Config]
     out_dir: str | None
+    board: Board | None = None
 
 
 @dataclass
@@ -47,8 +58,27 @@ def train_task(task: Task, should_stop: Callable[[], bool] | None = None,
     os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
     from ...trainer import train_many
 
-    # The sweep warns once for all points; per-run warnings would repeat it for every group.
-    runs = train_many(task.configs, should_stop=should_stop, on_epoch=on_epoch, warn=lambda m: None)
+    board = None
+    if task.board is not None:
+        from ...tensorboard import open_sweep_points
+
+        b = task.board
+        board = open_sweep_points(b.top, task.names, task.configs, b.settings, b.domains)
+
+    def each_epoch(report) -> None:
+        if on_epoch is not None:
+            on_epoch(report)
+        if board is not None:
+            board.on_epoch(report)
+
+    try:
+        # The sweep warns once for all points; per-run warnings would repeat it for every group.
+        runs = train_many(task.configs, should_stop=should_stop, on_epoch=each_epoch, warn=lambda m: None)
+        if board is not None:
+            board.end(runs)
+    finally:
+        if board is not None:
+            board.close()
     return [_task_result(name, run, task.out_dir) for name, run in zip(task.names, runs, strict=True)]
 
 
