@@ -1,4 +1,5 @@
 import os
+import sys
 
 import pytest
 
@@ -30,3 +31,20 @@ def repo_root():
     from pathlib import Path
 
     return Path(__file__).resolve().parents[1]
+
+
+#: The environment of sweep subprocesses: output unbuffered, TensorFlow's C++ side quiet.
+SWEEP_ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
+
+
+def run_cli(args):
+    """Through the real entry point: one-line errors and exit codes."""
+    from echo_rnn_cli.cli import cli
+
+    with pytest.raises(SystemExit) as info:
+        cli.main([*map(str, args)], prog_name="echo-rnn")
+    return info.value.code
+
+
+def sweep_cmd(*args):
+    return [sys.executable, "-m", "echo_rnn_cli", "sweep", *small_flags(), *map(str, args)]

@@ -29,21 +29,10 @@ from echo_rnn_cli.summary import RESULT_KEYS, collect
 from echo_rnn_cli.sweep.grid import expand_grid, parse_grid, point_name
 from echo_rnn_cli.sweep.manifest import read_manifest
 from echo_rnn_cli.sweep.run import make_tasks, run_sweep
-from tests.conftest import SMALL, small_flags
+from tests.conftest import SMALL, run_cli, small_flags, sweep_cmd
+from tests.conftest import SWEEP_ENV as ENV
 
 GRID = ["--grid", "echo_step=1,2", "--grid", "truncated_backprop_length=5,15"]
-ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
-
-
-def run_cli(args):
-    """Through the real entry point: one-line errors and exit codes."""
-    with pytest.raises(SystemExit) as info:
-        cli.main([*map(str, args)], prog_name="echo-rnn")
-    return info.value.code
-
-
-def sweep_cmd(*args):
-    return [sys.executable, "-m", "echo_rnn_cli", "sweep", *small_flags(), *map(str, args)]
 
 
 # ---------------------------------------------------------------- grid, names, groups (no training)

@@ -6,7 +6,6 @@ import json
 import math
 import os
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -21,20 +20,8 @@ from echo_rnn_cli.config import ConfigError
 from echo_rnn_cli.sweep.executors.task import Task, train_task
 from echo_rnn_cli.sweep.manifest import ManifestError, read_manifest
 from echo_rnn_cli.sweep.run import LOCK, folder_lock, run_sweep
-from tests.conftest import SMALL, small_flags
-
-ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
-
-
-def run_cli(args):
-    """Through the real entry point: one-line errors and exit codes."""
-    with pytest.raises(SystemExit) as info:
-        cli.main([*map(str, args)], prog_name="echo-rnn")
-    return info.value.code
-
-
-def sweep_cmd(*args):
-    return [sys.executable, "-m", "echo_rnn_cli", "sweep", *small_flags(), *map(str, args)]
+from tests.conftest import SMALL, run_cli, small_flags, sweep_cmd
+from tests.conftest import SWEEP_ENV as ENV
 
 
 def one_line(err: str) -> bool:
