@@ -121,7 +121,7 @@ def run_tutorial(
 
         losses = [
             tf.nn.sparse_softmax_cross_entropy_with_logits(logits=logits, labels=labels)
-            for logits, labels in zip(logits_series, labels_series)
+            for logits, labels in zip(logits_series, labels_series, strict=True)
         ]
         total_loss = tf.reduce_mean(losses)
 
@@ -138,7 +138,7 @@ def run_tutorial(
         windows = 0
         done = False
         t0 = time.perf_counter()
-        for epoch_idx in range(epochs):
+        for _epoch in range(epochs):
             x, y = generateData()
             _current_state = np.zeros((batch_size, state_size))
             epoch_losses = []
