@@ -94,20 +94,34 @@ def worker(args: list[str], env: dict, script: str | Path = __file__) -> dict:
 
 # --- the worker: echo-rnn's trainer in this process ---------------------------------------------
 
-def steady_state(configs: list) -> dict:
+def stop_after(min_epochs: int, cap_s: float):
+    """A `should_stop` for train_many: true once min_epochs are done and cap_s seconds have passed."""
+    calls, start = [0], time.perf_counter()
+
+    def should_stop() -> bool:  # polled before every epoch
+        calls[0] += 1
+        return calls[0] > min_epochs and time.perf_counter() - start > cap_s
+
+    return should_stop
+
+
+def steady_state(configs: list, cap_s: float | None = None) -> dict:
     """Train `configs` together twice in this process: the first training (trace, compile, or load
     from the on-disk cache) and its runs, then the time per window of the second, everything
     compiled: the median epoch, each epoch's data preparation and bookkeeping included. (In the
     first training the evaluation compiles on another thread during the early epochs, which a busy
-    machine feels; in the second it runs once there, which the median leaves out.)"""
+    machine feels; in the second it runs once there, which the median leaves out.) With cap_s, the
+    first training stops after one epoch and the second after 3 epochs once cap_s seconds passed."""
     import numpy as np
 
     from echo_rnn_cli.trainer import train_many
 
+    first = stop_after(1, 0.0) if cap_s is not None else None
+    second = stop_after(3, cap_s) if cap_s is not None else None
     t1 = time.perf_counter()
-    runs = train_many(configs)
+    runs = train_many(configs, should_stop=first)
     train_s = time.perf_counter() - t1
-    seconds = train_many(configs)[0].epoch_seconds
+    seconds = train_many(configs, should_stop=second)[0].epoch_seconds
     return {"runs": runs, "train_s": train_s, "first_epoch_s": float(runs[0].epoch_seconds[0]),
             "steady_window_us": float(np.median(seconds) / configs[0].windows_per_epoch * 1e6)}
 

@@ -20,8 +20,13 @@ What is measured, per training window of the default shape (5 rows x 15 steps, t
       layer, cross-entropy, ``torch.optim.Adagrad(lr=0.3, initial_accumulator_value=0.1, eps=1e-7)``
       as Keras's; one optimizer step per window, the state carried to the next window and detached
       (truncated backprop), each window's loss read back (``loss.item()``), each epoch's fresh
-      series drawn and converted inside the timing, as echo-rnn does; eager, torch's default threads
-      (recorded). The median of the epochs after a first, untimed one.
+      series drawn and converted inside the timing, as echo-rnn does. Eager, first with torch's
+      default threads (what a user gets; recorded), then with one thread: on a busy machine the
+      default's threads wait on each other and run many times slower, so ratios are taken against
+      the faster of the two. The median of the epochs after a first, untimed one.
+  On a busy machine large sizes can take minutes per measurement: both workers cut their timed
+  epochs short once about 1.5 x --budget x --epochs seconds have passed (at least 3 epochs of
+  echo-rnn, 10 windows of each PyTorch epoch).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import argparse
 import dataclasses
 import importlib.util
 import json
+import math
 import os
 import sys
 import time
@@ -77,7 +83,7 @@ def plan_windows(cell: str, state: int, models: int, budget_s: float) -> int:
     sizes the epochs), never more than the tutorial's epoch, never fewer than MIN_WINDOWS."""
     from echo_rnn_cli.config import Config
 
-    est_us = 20 + 0.2 * GATES[cell] * state * state * (1 + models / 8)
+    est_us = 20 + 0.2 * GATES[cell] * state * state * models * (1 + state / 64)
     return max(MIN_WINDOWS, min(Config().windows_per_epoch, int(budget_s * 1e6 / est_us)))
 
 
@@ -98,8 +104,9 @@ def series_length(windows: int) -> int:
 
 # --- the workers, each in a process of its own ----------------------------------------------------
 
-def echo_worker(cell: str, state: int, models: int, windows: int, epochs: int, device: str) -> dict:
-    """echo-rnn's trainer: `models` configs that differ in the seed, trained together, twice."""
+def echo_worker(cell: str, state: int, models: int, windows: int, epochs: int, device: str, cap_s: float) -> dict:
+    """echo-rnn's trainer: `models` configs that differ in the seed, trained together, twice (the
+    second training cut after 3 epochs once cap_s seconds have passed: a busy machine's guard)."""
     from echo_rnn_cli.config import resolve
 
     overrides = {"state_size": state, "total_series_length": series_length(windows), "epochs": epochs,
@@ -107,7 +114,7 @@ def echo_worker(cell: str, state: int, models: int, windows: int, epochs: int, d
     if cell != "rnn" or "cell" in cells_available():
         overrides["cell"] = cell  # through resolve(), as the CLI does: per-cell defaults apply
     configs = [resolve(overrides=overrides | {"seed": s}) for s in range(models)]
-    steady = steady_state(configs)
+    steady = steady_state(configs, cap_s)
     per_window = steady["steady_window_us"]
     return {"per_window_us": per_window, "per_model_window_us": per_window / models,
             "first_train_s": steady["train_s"], "device": steady["runs"][0].device,
@@ -124,9 +131,10 @@ def torch_peer(cell: str, state: int, inputs: int, classes: int):
     return nn.ModuleDict({"cell": layers[cell](), "out": nn.Linear(state, classes)})
 
 
-def torch_epoch(model, opt, c, epoch: int) -> float:
+def torch_epoch(model, opt, c, epoch: int, cap_s: float = math.inf) -> float:
     """One epoch as a user's eager loop: fresh series, state zero at its start, carried between
-    windows and detached (truncated backprop), one optimizer step per window. Returns seconds."""
+    windows and detached (truncated backprop), one optimizer step per window. Returns seconds per
+    window; cut after 10 windows once cap_s seconds have passed (a busy machine's guard)."""
     import torch
     import torch.nn.functional as F
 
@@ -137,7 +145,9 @@ def torch_epoch(model, opt, c, epoch: int) -> float:
     x = torch.from_numpy(xs).float().unsqueeze(-1)  # two classes: the symbol itself is the input
     y = torch.from_numpy(ys).long()
     h, losses = None, []
-    for xw, yw in zip(x, y, strict=True):
+    for i, (xw, yw) in enumerate(zip(x, y, strict=True)):
+        if i >= 10 and time.perf_counter() - t0 > cap_s:
+            break
         seq, h = model["cell"](xw, h)
         logits = model["out"](seq)
         loss = F.cross_entropy(logits.reshape(-1, c.num_classes), yw.reshape(-1))
@@ -146,10 +156,10 @@ def torch_epoch(model, opt, c, epoch: int) -> float:
         opt.step()
         h = tuple(t.detach() for t in h) if isinstance(h, tuple) else h.detach()
         losses.append(loss.item())
-    return time.perf_counter() - t0
+    return (time.perf_counter() - t0) / len(losses)
 
 
-def torch_worker(cell: str, state: int, windows: int, epochs: int) -> dict:
+def torch_worker(cell: str, state: int, windows: int, epochs: int, cap_s: float) -> dict:
     """PyTorch's loop with its default threads (what a user gets), then with one thread: on a busy
     machine the default's threads wait on each other and it can be many times slower; ratios in
     the report are taken against the faster of the two, so they never flatter echo-rnn."""
@@ -167,9 +177,8 @@ def torch_worker(cell: str, state: int, windows: int, epochs: int) -> dict:
     us = {}
     for n in (threads, 1):
         torch.set_num_threads(n)
-        torch_epoch(model, opt, c, 0)  # untimed: first calls allocate and warm up
-        seconds = [torch_epoch(model, opt, c, e) for e in range(1, epochs + 1)]
-        us[n] = statistics.median(seconds) / c.windows_per_epoch * 1e6
+        torch_epoch(model, opt, c, 0, cap_s / epochs)  # untimed: first calls allocate and warm up
+        us[n] = statistics.median(torch_epoch(model, opt, c, e, cap_s / epochs) for e in range(1, epochs + 1)) * 1e6
     return {"per_window_us": us[threads], "one_thread_us": us[1], "best_us": min(us.values()),
             "per_model_window_us": us[threads], "torch_threads": threads, "torch": torch.__version__}
 
@@ -199,7 +208,7 @@ def measure(job: dict, opts) -> dict:
                else plan_torch_windows(job["cell"], job["state"], opts.budget))
     args = ["--framework", job["framework"], "--cell", job["cell"], "--state", str(job["state"]),
             "--models", str(job["models"]), "--windows", str(windows), "--epochs", str(opts.epochs),
-            "--device", opts.device]
+            "--device", opts.device, "--cap", str(opts.budget * opts.epochs * 1.5)]
     # No compile cache: every program here is compiled once per process and timed after that.
     t0 = time.perf_counter()
     try:
@@ -390,7 +399,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--json", type=Path, help="write every number measured here")
     p.add_argument("--plot", type=Path, default=HERE / "scaling.png", help="the plot [benchmarks/scaling.png]")
     for name, kind in (("--worker", None), ("--framework", str), ("--cell", str), ("--state", int),
-                       ("--models", int), ("--windows", int)):
+                       ("--models", int), ("--windows", int), ("--cap", float)):
         if kind is None:
             p.add_argument(name, action="store_true", help=argparse.SUPPRESS)
         else:
@@ -402,9 +411,9 @@ def main(argv: list[str] | None = None) -> int:
     opts = parser().parse_args(argv)
     if opts.worker:
         if opts.framework == "pytorch":
-            out = torch_worker(opts.cell, opts.state, opts.windows, opts.epochs)
+            out = torch_worker(opts.cell, opts.state, opts.windows, opts.epochs, opts.cap or math.inf)
         else:
-            out = echo_worker(opts.cell, opts.state, opts.models, opts.windows, opts.epochs, opts.device)
+            out = echo_worker(opts.cell, opts.state, opts.models, opts.windows, opts.epochs, opts.device, opts.cap)
         print(json.dumps(out))
         return 0
     if 1 not in opts.seeds:
