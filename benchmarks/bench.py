@@ -5,6 +5,7 @@
     .venv/bin/python benchmarks/bench.py --full-tutorial  # also the tutorial's whole 100 epochs
     .venv/bin/python benchmarks/bench.py --device gpu     # echo-rnn on the GPU
     .venv/bin/python benchmarks/bench.py --markdown out.md --json out.json
+    .venv/bin/python benchmarks/bench.py --sizes          # the size table instead: see scaling.py
 
 Prints a Markdown report (what benchmarks/RESULTS.md holds) on stdout. Every measurement runs in a
 process of its own: (a) must (it turns eager execution off for its whole process), and process
@@ -83,14 +84,47 @@ def env_with(**changes: str) -> dict:
     return env
 
 
-def worker(args: list[str], env: dict) -> dict:
-    r = timed_process([sys.executable, str(Path(__file__).resolve()), "--worker", *args], env=env)
+def worker(args: list[str], env: dict, script: str | Path = __file__) -> dict:
+    """Run `script --worker args` in a process of its own; its last line of output is its JSON."""
+    r = timed_process([sys.executable, str(Path(script).resolve()), "--worker", *args], env=env)
     if r["code"] != 0:
         raise RuntimeError(f"worker {' '.join(args)} failed: {r['stderr'].strip().splitlines()[-1:]}")
     return json.loads(r["stdout"].strip().splitlines()[-1])
 
 
 # --- the worker: echo-rnn's trainer in this process ---------------------------------------------
+
+def stop_after(min_epochs: int, cap_s: float):
+    """A `should_stop` for train_many: true once min_epochs are done and cap_s seconds have passed."""
+    calls, start = [0], time.perf_counter()
+
+    def should_stop() -> bool:  # polled before every epoch
+        calls[0] += 1
+        return calls[0] > min_epochs and time.perf_counter() - start > cap_s
+
+    return should_stop
+
+
+def steady_state(configs: list, cap_s: float | None = None) -> dict:
+    """Train `configs` together twice in this process: the first training (trace, compile, or load
+    from the on-disk cache) and its runs, then the time per window of the second, everything
+    compiled: the median epoch, each epoch's data preparation and bookkeeping included. (In the
+    first training the evaluation compiles on another thread during the early epochs, which a busy
+    machine feels; in the second it runs once there, which the median leaves out.) With cap_s, the
+    first training stops after one epoch and the second after 3 epochs once cap_s seconds passed."""
+    import numpy as np
+
+    from echo_rnn_cli.trainer import train_many
+
+    first = stop_after(1, 0.0) if cap_s is not None else None
+    second = stop_after(3, cap_s) if cap_s is not None else None
+    t1 = time.perf_counter()
+    runs = train_many(configs, should_stop=first)
+    train_s = time.perf_counter() - t1
+    seconds = train_many(configs, should_stop=second)[0].epoch_seconds
+    return {"runs": runs, "train_s": train_s, "first_epoch_s": float(runs[0].epoch_seconds[0]),
+            "steady_window_us": float(np.median(seconds) / configs[0].windows_per_epoch * 1e6)}
+
 
 def run_worker(models: int, epochs: int, device: str) -> dict:
     """Train `models` default models for `epochs` epochs; time the trainer and the compiled epoch."""
@@ -99,18 +133,11 @@ def run_worker(models: int, epochs: int, device: str) -> dict:
     t0 = time.perf_counter()
     from echo_rnn_cli import Config
     from echo_rnn_cli._tf import tf
-    from echo_rnn_cli.trainer import train_many
 
     import_s = time.perf_counter() - t0
     configs = [Config(epochs=epochs, device=device, seed=s) for s in range(models)]
-    t1 = time.perf_counter()
-    runs = train_many(configs)
-    train_s = time.perf_counter() - t1
-    first_epoch_s = float(runs[0].epoch_seconds[0])
-    # Steady state: the same training again, everything compiled (in the first run the evaluation
-    # compiles on another thread during the early epochs, which a busy machine feels).
-    seconds = train_many(configs)[0].epoch_seconds
-    windows = configs[0].windows_per_epoch
+    steady = steady_state(configs)
+    runs = steady["runs"]
 
     # The compiled epoch alone (no data preparation, no Python between epochs), on fixed data.
     from echo_rnn_cli.data import epoch_data
@@ -138,10 +165,9 @@ def run_worker(models: int, epochs: int, device: str) -> dict:
             calls.append(time.perf_counter() - t)
         retraced = fn.experimental_get_tracing_count() - traces
     return {
-        "models": models, "epochs": epochs, "import_s": import_s, "train_s": train_s,
-        "first_epoch_s": first_epoch_s,
-        "steady_window_us": float(np.median(seconds) / windows * 1e6),
-        "compiled_window_us": float(min(calls) / windows * 1e6),
+        "models": models, "epochs": epochs, "import_s": import_s, "train_s": steady["train_s"],
+        "first_epoch_s": steady["first_epoch_s"], "steady_window_us": steady["steady_window_us"],
+        "compiled_window_us": float(min(calls) / configs[0].windows_per_epoch * 1e6),
         "retraced": retraced, "eval_accuracy": runs[0].eval_accuracy, "device": runs[0].device,
     }
 
@@ -166,33 +192,66 @@ def best(runs: list[dict], key: str = "wall_s") -> float:
     return min(r[key] for r in runs)
 
 
+def log(msg: str) -> None:
+    print(f"[bench] {msg}", file=sys.stderr, flush=True)
+
+
+def header() -> dict:
+    """What every report starts with: the machine, the command line, the load, the time."""
+    return {"machine": machine(), "command": " ".join([Path(sys.executable).name, *sys.argv]),
+            "load_before": os.getloadavg(), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+
+
+def check_gpu() -> None:
+    probe = timed_process([sys.executable, "-c", "import tensorflow as tf; "
+                           "print(len(tf.config.list_physical_devices('GPU')))"], env=env_with())
+    if probe["code"] != 0 or probe["stdout"].strip().splitlines()[-1:] == ["0"]:
+        raise RuntimeError("--device gpu: TensorFlow sees no GPU on this machine")
+
+
+def tutorial_loop(opts) -> dict:
+    """(a) the tutorial's loop, in its own process: timed windows, and all 100 epochs if asked."""
+    n = opts.tutorial_windows
+    log(f"(a) tutorial loop, {n} windows ...")
+    r = timed_process([sys.executable, str(TUTORIAL), "--max-windows", str(n)], env=env_with())
+    if r["code"] != 0:
+        raise RuntimeError("tutorial baseline failed: " + r["stderr"][-500:])
+    a = json.loads(r["stdout"].strip().splitlines()[-1])
+    a["process_s"] = r["wall_s"]
+    a["est_100_epochs_s"] = a["per_window_seconds"] * DEFAULT_WINDOWS * TUTORIAL_EPOCHS
+    if opts.full_tutorial:
+        log("(a) tutorial loop, all 100 epochs ...")
+        full = timed_process([sys.executable, str(TUTORIAL)], env=env_with())
+        a["full"] = json.loads(full["stdout"].strip().splitlines()[-1]) | {"process_s": full["wall_s"]}
+    return a
+
+
+def end_to_end(opts, cli: list[str], work: Path, seeds: int) -> dict:
+    """`echo-rnn train` with defaults (and --seeds), process start to exit: cold, warm, cache off."""
+    flags = ["train", "-q", "--device", opts.device] + (["--seeds", str(seeds)] if seeds > 1 else [])
+    out = work / f"seeds{seeds}"
+    out.mkdir()
+    cache = work / f"cache-e2e-{seeds}"
+    log(f"end to end: echo-rnn {' '.join(flags)} (cold, warm x{opts.repeats}, no cache) ...")
+    cold = timed_process(cli + flags, env=env_with(ECHO_RNN_XLA_CACHE=str(cache)), cwd=out)
+    if cold["code"] != 0:
+        raise RuntimeError(f"echo-rnn {' '.join(flags)} failed: {cold['stderr'].strip()[-300:]}")
+    warm = [timed_process(cli + flags, env=env_with(ECHO_RNN_XLA_CACHE=str(cache)), cwd=out)
+            for _ in range(opts.repeats)]
+    off = timed_process(cli + flags, env=env_with(ECHO_RNN_XLA_CACHE="0"), cwd=out)
+    return {"cold_s": cold["wall_s"], "warm_s": best(warm), "off_s": off["wall_s"],
+            "peak_mb": max([cold["peak_mb"], off["peak_mb"], *(w["peak_mb"] for w in warm)])}
+
+
 def bench(opts) -> dict:
-    res: dict = {"machine": machine(), "command": " ".join([Path(sys.executable).name, *sys.argv]),
-                 "load_before": os.getloadavg()[0], "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+    res = header()
     cli = echo_rnn_command()
     device = ["--device", opts.device]
     work = Path(tempfile.mkdtemp(prefix="echo-rnn-bench-"))
-    log = lambda msg: print(f"[bench] {msg}", file=sys.stderr, flush=True)  # noqa: E731
     try:
         if opts.device == "gpu":
-            probe = timed_process([sys.executable, "-c", "import tensorflow as tf; "
-                                   "print(len(tf.config.list_physical_devices('GPU')))"], env=env_with())
-            if probe["code"] != 0 or probe["stdout"].strip().splitlines()[-1:] == ["0"]:
-                raise RuntimeError("--device gpu: TensorFlow sees no GPU on this machine")
-        # (a) the tutorial's loop, in its own process.
-        n = opts.tutorial_windows
-        log(f"(a) tutorial loop, {n} windows ...")
-        r = timed_process([sys.executable, str(TUTORIAL), "--max-windows", str(n)], env=env_with())
-        if r["code"] != 0:
-            raise RuntimeError("tutorial baseline failed: " + r["stderr"][-500:])
-        a = json.loads(r["stdout"].strip().splitlines()[-1])
-        a["process_s"] = r["wall_s"]
-        a["est_100_epochs_s"] = a["per_window_seconds"] * DEFAULT_WINDOWS * TUTORIAL_EPOCHS
-        if opts.full_tutorial:
-            log("(a) tutorial loop, all 100 epochs ...")
-            full = timed_process([sys.executable, str(TUTORIAL)], env=env_with())
-            a["full"] = json.loads(full["stdout"].strip().splitlines()[-1]) | {"process_s": full["wall_s"]}
-        res["tutorial"] = a
+            check_gpu()
+        res["tutorial"] = tutorial_loop(opts)
 
         # (b) the trainer: steady state, compiled epoch, first epoch cold (fresh cache) and warm.
         epochs = opts.trainer_epochs
@@ -204,24 +263,8 @@ def bench(opts) -> dict:
             warm = worker(["--models", str(m), "--epochs", str(epochs), *device],
                           env_with(ECHO_RNN_XLA_CACHE=str(cache)))
             res[f"trainer_{m}"] = {"cold": cold, "warm": warm}
-
-        # End to end: `echo-rnn train` with defaults, then with --seeds 16.
         for seeds in (1, 16):
-            flags = ["train", "-q", *device] + (["--seeds", str(seeds)] if seeds > 1 else [])
-            out = work / f"seeds{seeds}"
-            out.mkdir()
-            cache = work / f"cache-e2e-{seeds}"
-            log(f"end to end: echo-rnn {' '.join(flags)} (cold, warm x{opts.repeats}, no cache) ...")
-            cold = timed_process(cli + flags, env=env_with(ECHO_RNN_XLA_CACHE=str(cache)), cwd=out)
-            if cold["code"] != 0:
-                raise RuntimeError(f"echo-rnn {' '.join(flags)} failed: {cold['stderr'].strip()[-300:]}")
-            warm = [timed_process(cli + flags, env=env_with(ECHO_RNN_XLA_CACHE=str(cache)), cwd=out)
-                    for _ in range(opts.repeats)]
-            off = timed_process(cli + flags, env=env_with(ECHO_RNN_XLA_CACHE="0"), cwd=out)
-            res[f"e2e_{seeds}"] = {
-                "cold_s": cold["wall_s"], "warm_s": best(warm), "off_s": off["wall_s"],
-                "peak_mb": max([cold["peak_mb"], off["peak_mb"], *(w["peak_mb"] for w in warm)]),
-            }
+            res[f"e2e_{seeds}"] = end_to_end(opts, cli, work, seeds)
 
         log("echo-rnn --help, echo-rnn plot ...")
         res["help_s"] = best([timed_process(cli + ["--help"], env=env_with()) for _ in range(5)])
@@ -233,30 +276,40 @@ def bench(opts) -> dict:
             res["plot_error"] = plot[0]["stderr"].strip()[-300:]
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    res["load_after"] = os.getloadavg()[0]
+    res["load_after"] = os.getloadavg()
     return res
 
 
 # --- the report -----------------------------------------------------------------------------------
 
-def report(res: dict) -> str:
-    mach, a = res["machine"], res["tutorial"]
-    t1, t16 = res["trainer_1"], res["trainer_16"]
-    e1, e16 = res["e2e_1"], res["e2e_16"]
-    a_us = a["per_window_seconds"] * 1e6
-    b_us = t1["warm"]["steady_window_us"]
+def ok(value, target, at_most=True) -> str:
+    """'yes' when value meets the target (at most, or at least), '**no**' when not, 'n/a' without one."""
+    if value is None or value != value:
+        return "n/a"
+    return "yes" if (value <= target if at_most else value >= target) else "**no**"
 
-    def ok(value, target, at_most=True):
-        if value is None or value != value:
-            return "n/a"
-        return "yes" if (value <= target if at_most else value >= target) else "**no**"
 
-    lines = [
+def preamble(res: dict, device: str) -> list[str]:
+    """The machine, the load average (1, 5, 15 min) before and after, the start and the command."""
+    mach = res["machine"]
+    load = lambda la: "/".join(f"{x:.1f}" for x in (la if isinstance(la, (list, tuple)) else [la]))  # noqa: E731
+    extra = "".join(f", {k} {v}" for k, v in mach.items() if k not in ("cpu", "cores", "tensorflow", "python", "os"))
+    return [
         f"Machine: {mach['cpu']}, {mach['cores']} cores; TensorFlow {mach['tensorflow']}, "
-        f"Python {mach['python']}; {mach['os']}. Device for echo-rnn: {t1['warm']['device']}.",
-        f"Load average (1 min) {res['load_before']:.1f} before, {res['load_after']:.1f} after. "
+        f"Python {mach['python']}{extra}; {mach['os']}. Device for echo-rnn: {device}.",
+        f"Load average (1/5/15 min) {load(res['load_before'])} before, {load(res['load_after'])} after. "
         f"Started {res['started']}.",
         f"Command: `{res['command']}`",
+    ]
+
+
+def report(res: dict) -> str:
+    a = res["tutorial"]
+    t1, t16 = res["trainer_1"], res["trainer_16"]
+    a_us = a["per_window_seconds"] * 1e6
+    b_us = t1["warm"]["steady_window_us"]
+    lines = [
+        *preamble(res, t1["warm"]["device"]),
         "",
         "Side by side, per training window (default settings: 5 rows x 15 steps, 4 units):",
         "",
@@ -284,6 +337,15 @@ def report(res: dict) -> str:
         f"{a_us / t1['warm']['compiled_window_us']:.0f}x). One window of 16 models costs "
         f"{t16['warm']['steady_window_us'] / b_us:.1f}x one window of one.",
         "",
+        *report_end_to_end(res),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def report_end_to_end(res: dict) -> list[str]:
+    a, t1 = res["tutorial"], res["trainer_1"]
+    e1, e16 = res["e2e_1"], res["e2e_16"]
+    lines = [
         "End to end (process start to exit, best of the warm repeats; cold = empty compile cache):",
         "",
         "| what | cold | warm | cache off | peak memory | target | met |",
@@ -310,12 +372,18 @@ def report(res: dict) -> str:
         f"Retraced during the timed calls: {t1['warm']['retraced']} (must be 0). Held-out accuracy of "
         f"the trainer's run: {t1['warm']['eval_accuracy']:.4f} ({t1['warm']['epochs']} epochs).",
     ]
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if "--sizes" in argv:  # the size table lives in scaling.py; its options follow --sizes
+        from scaling import main as scaling_main
+
+        return scaling_main([a for a in argv if a != "--sizes"])
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sizes", action="store_true", help="run the size table (scaling.py, its options) instead")
     p.add_argument("--quick", action="store_true", help="fewer windows and repeats (about half the time)")
     p.add_argument("--full-tutorial", action="store_true", help="also run the tutorial's whole 100 epochs")
     p.add_argument("--device", choices=("cpu", "gpu", "auto"), default="cpu", help="echo-rnn's device [cpu]")

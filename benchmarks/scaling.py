@@ -1,0 +1,435 @@
+"""Scaling: time per training window against the state size, for each cell, one model and many at
+once (`--seeds`), and PyTorch's eager loop on the same work as the peer users would otherwise pick.
+
+    .venv/bin/python benchmarks/scaling.py              # the whole table, about 5 minutes on 2 cores
+    .venv/bin/python benchmarks/bench.py --sizes        # the same
+    .venv/bin/python benchmarks/scaling.py --states 4,64 --cells rnn --seeds 1,16 --no-torch
+    .venv/bin/python benchmarks/scaling.py --markdown out.md --json out.json --plot out.png
+
+Prints a Markdown report on stdout and saves the plot (benchmarks/scaling.png unless --plot says
+otherwise). Every measurement runs in a process of its own, as in bench.py. PyTorch is optional
+(`pip install echo-rnn-cli[bench]`); without it its rows say so.
+
+What is measured, per training window of the default shape (5 rows x 15 steps, two classes):
+  echo-rnn: ``train_many`` with 1, 16 or 256 configs that differ only in the seed; the median epoch
+      of a second training in the same process (everything compiled, each epoch's data preparation
+      included), divided by the windows of an epoch (fewer windows for larger sizes, so that the
+      whole table stays short); per model-window is that divided by the number of models.
+      Cells other than the tutorial's rnn are measured only where this build's Config has ``cell``.
+  PyTorch: ``nn.RNN(nonlinearity='tanh')`` / ``nn.LSTM`` / ``nn.GRU`` (batch_first) and a Linear
+      layer, cross-entropy, ``torch.optim.Adagrad(lr=0.3, initial_accumulator_value=0.1, eps=1e-7)``
+      as Keras's; one optimizer step per window, the state carried to the next window and detached
+      (truncated backprop), each window's loss read back (``loss.item()``), each epoch's fresh
+      series drawn and converted inside the timing, as echo-rnn does. Eager, first with torch's
+      default threads (what a user gets; recorded), then with one thread: on a busy machine the
+      default's threads wait on each other and run many times slower, so ratios are taken against
+      the faster of the two. The median of the epochs after a first, untimed one.
+  On a busy machine large sizes can take minutes per measurement: both workers cut their timed
+  epochs short once about 1.5 x --budget x --epochs seconds have passed (at least 3 epochs of
+  echo-rnn, 10 windows of each PyTorch epoch).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib.util
+import json
+import math
+import os
+import sys
+import time
+from importlib.metadata import version
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from bench import env_with, header, log, ok, preamble, steady_state, worker  # noqa: E402
+
+STATES = (4, 16, 64, 128)
+CELLS = ("rnn", "lstm", "gru")
+MODELS = (1, 16, 256)
+GATES = {"rnn": 1, "gru": 3, "lstm": 4}
+TUTORIAL_STATE = 4
+MIN_WINDOWS = 3
+UNAVAILABLE = "not available in this build (its Config has no 'cell')"
+
+TARGETS = {  # issue 13 item 2, on a 2-core CPU
+    "rnn64_us": 250.0,        # rnn, state 64, per window, at most
+    "rnn128_over_64": 4.0,    # state 128 / state 64, at most
+    "cell_over_rnn": 3.0,     # lstm, gru / rnn at the default size, at most
+    "torch_at_64": 5.0,       # PyTorch / echo-rnn at state 64 (lstm, gru), at least
+    "seeds256_us": 1.0,       # per model-window at the default size, at most
+    "torch_at_tutorial": 10.0,  # PyTorch / echo-rnn at the tutorial's size, every cell, at least
+}
+
+
+# --- what can be measured -----------------------------------------------------------------------
+
+def cells_available() -> tuple[str, ...]:
+    """The tutorial's rnn always; the others where this build's Config has a `cell` setting."""
+    from echo_rnn_cli.config import Config
+
+    has_cell = "cell" in {f.name for f in dataclasses.fields(Config)}
+    return CELLS if has_cell else ("rnn",)
+
+
+def torch_installed() -> bool:
+    return importlib.util.find_spec("torch") is not None
+
+
+def plan_windows(cell: str, state: int, models: int, budget_s: float) -> int:
+    """Windows per epoch so that a timed epoch takes about budget_s: a rough cost model (it only
+    sizes the epochs), never more than the tutorial's epoch, never fewer than MIN_WINDOWS."""
+    from echo_rnn_cli.config import Config
+
+    est_us = 20 + 0.2 * GATES[cell] * state * state * models * (1 + state / 64)
+    return max(MIN_WINDOWS, min(Config().windows_per_epoch, int(budget_s * 1e6 / est_us)))
+
+
+def plan_torch_windows(cell: str, state: int, budget_s: float) -> int:
+    """PyTorch's eager loop is bound by per-call overhead (about 1 ms a window) until states grow."""
+    from echo_rnn_cli.config import Config
+
+    est_us = 1500 + 0.02 * GATES[cell] * state * state
+    return max(20, min(Config().windows_per_epoch, int(budget_s * 1e6 / est_us)))
+
+
+def series_length(windows: int) -> int:
+    from echo_rnn_cli.config import Config
+
+    c = Config()
+    return windows * c.batch_size * c.truncated_backprop_length
+
+
+# --- the workers, each in a process of its own ----------------------------------------------------
+
+def echo_worker(cell: str, state: int, models: int, windows: int, epochs: int, device: str, cap_s: float) -> dict:
+    """echo-rnn's trainer: `models` configs that differ in the seed, trained together, twice (the
+    second training cut after 3 epochs once cap_s seconds have passed: a busy machine's guard)."""
+    from echo_rnn_cli.config import resolve
+
+    overrides = {"state_size": state, "total_series_length": series_length(windows), "epochs": epochs,
+                 "device": device}
+    if cell != "rnn" or "cell" in cells_available():
+        overrides["cell"] = cell  # through resolve(), as the CLI does: per-cell defaults apply
+    configs = [resolve(overrides=overrides | {"seed": s}) for s in range(models)]
+    steady = steady_state(configs, cap_s)
+    per_window = steady["steady_window_us"]
+    return {"per_window_us": per_window, "per_model_window_us": per_window / models,
+            "first_train_s": steady["train_s"], "device": steady["runs"][0].device,
+            "eval_accuracy": steady["runs"][0].eval_accuracy}
+
+
+def torch_peer(cell: str, state: int, inputs: int, classes: int):
+    """The PyTorch model a user would write: the recurrent layer and a Linear softmax layer."""
+    from torch import nn
+
+    layers = {"rnn": lambda: nn.RNN(inputs, state, nonlinearity="tanh", batch_first=True),
+              "lstm": lambda: nn.LSTM(inputs, state, batch_first=True),
+              "gru": lambda: nn.GRU(inputs, state, batch_first=True)}
+    return nn.ModuleDict({"cell": layers[cell](), "out": nn.Linear(state, classes)})
+
+
+def torch_epoch(model, opt, c, epoch: int, cap_s: float = math.inf) -> float:
+    """One epoch as a user's eager loop: fresh series, state zero at its start, carried between
+    windows and detached (truncated backprop), one optimizer step per window. Returns seconds per
+    window; cut after 10 windows once cap_s seconds have passed (a busy machine's guard)."""
+    import torch
+    import torch.nn.functional as F
+
+    from echo_rnn_cli.data import epoch_data
+
+    t0 = time.perf_counter()
+    xs, ys = epoch_data(c, epoch)
+    x = torch.from_numpy(xs).float().unsqueeze(-1)  # two classes: the symbol itself is the input
+    y = torch.from_numpy(ys).long()
+    h, losses = None, []
+    for i, (xw, yw) in enumerate(zip(x, y, strict=True)):
+        if i >= 10 and time.perf_counter() - t0 > cap_s:
+            break
+        seq, h = model["cell"](xw, h)
+        logits = model["out"](seq)
+        loss = F.cross_entropy(logits.reshape(-1, c.num_classes), yw.reshape(-1))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        h = tuple(t.detach() for t in h) if isinstance(h, tuple) else h.detach()
+        losses.append(loss.item())
+    return (time.perf_counter() - t0) / len(losses)
+
+
+def torch_worker(cell: str, state: int, windows: int, epochs: int, cap_s: float) -> dict:
+    """PyTorch's loop with its default threads (what a user gets), then with one thread: on a busy
+    machine the default's threads wait on each other and it can be many times slower; ratios in
+    the report are taken against the faster of the two, so they never flatter echo-rnn."""
+    import statistics
+
+    import torch
+
+    from echo_rnn_cli.config import Config
+
+    torch.manual_seed(0)
+    c = Config(state_size=state, total_series_length=series_length(windows))
+    model = torch_peer(cell, state, 1 if c.num_classes == 2 else c.num_classes, c.num_classes)
+    opt = torch.optim.Adagrad(model.parameters(), lr=c.learning_rate, initial_accumulator_value=0.1, eps=1e-7)
+    threads = torch.get_num_threads()
+    us = {}
+    for n in (threads, 1):
+        torch.set_num_threads(n)
+        torch_epoch(model, opt, c, 0, cap_s / epochs)  # untimed: first calls allocate and warm up
+        us[n] = statistics.median(torch_epoch(model, opt, c, e, cap_s / epochs) for e in range(1, epochs + 1)) * 1e6
+    return {"per_window_us": us[threads], "one_thread_us": us[1], "best_us": min(us.values()),
+            "per_model_window_us": us[threads], "torch_threads": threads, "torch": torch.__version__}
+
+
+# --- the table ----------------------------------------------------------------------------------
+
+def jobs(opts, available: tuple[str, ...], have_torch: bool) -> list[dict]:
+    """Every row to measure, or to report as skipped, in the order they run."""
+    out = []
+    for cell in opts.cells:
+        for state in opts.states:
+            for models in opts.seeds:
+                out.append({"framework": "echo-rnn", "cell": cell, "state": state, "models": models,
+                            "skip": None if cell in available else UNAVAILABLE})
+            if not opts.no_torch:
+                out.append({"framework": "pytorch", "cell": cell, "state": state, "models": 1,
+                            "skip": None if have_torch else "PyTorch is not installed (the `bench` extra)"})
+    return out
+
+
+def measure(job: dict, opts) -> dict:
+    """Run one job's worker and return its row (or the reason it has no numbers)."""
+    row = {k: job[k] for k in ("framework", "cell", "state", "models")}
+    if job["skip"]:
+        return row | {"status": "skipped: " + job["skip"]}
+    windows = (plan_windows(job["cell"], job["state"], job["models"], opts.budget) if job["framework"] == "echo-rnn"
+               else plan_torch_windows(job["cell"], job["state"], opts.budget))
+    args = ["--framework", job["framework"], "--cell", job["cell"], "--state", str(job["state"]),
+            "--models", str(job["models"]), "--windows", str(windows), "--epochs", str(opts.epochs),
+            "--device", opts.device, "--cap", str(opts.budget * opts.epochs * 1.5)]
+    # No compile cache: every program here is compiled once per process and timed after that.
+    t0 = time.perf_counter()
+    try:
+        result = worker(args, env_with(ECHO_RNN_XLA_CACHE="0"), script=__file__)
+    except RuntimeError as e:
+        return row | {"status": f"failed: {e}", "windows": windows}
+    return row | result | {"status": "ok", "windows": windows, "process_s": time.perf_counter() - t0}
+
+
+def run_table(opts) -> dict:
+    res = header()
+    res["command"] = " ".join([Path(sys.executable).name, *sys.argv])
+    available, have_torch = cells_available(), torch_installed()
+    if have_torch:
+        res["machine"]["pytorch"] = version("torch")
+    todo = jobs(opts, available, have_torch)
+    res["rows"], start = [], time.perf_counter()
+    for i, job in enumerate(todo, 1):
+        what = f"{job['framework']} {job['cell']} state {job['state']}" + (
+            f" x{job['models']} models" if job["models"] > 1 else "")
+        row = measure(job, opts)
+        res["rows"].append(row)
+        shown = (f"{row['per_window_us']:,.1f} us per window" if row["status"] == "ok" else row["status"])
+        log(f"[{i}/{len(todo)}, {time.perf_counter() - start:.0f} s] {what}: {shown}")
+    res["load_after"] = os.getloadavg()
+    res["settings"] = {"budget_s": opts.budget, "epochs": opts.epochs, "device": opts.device}
+    return res
+
+
+# --- the report -----------------------------------------------------------------------------------
+
+def lookup(rows: list[dict], framework: str, cell: str, state: int, models: int = 1, key: str = "per_window_us"):
+    """The number of one measured row, or None (skipped, failed or not in this run)."""
+    for r in rows:
+        if (r["framework"], r["cell"], r["state"], r["models"]) == (framework, cell, state, models):
+            return r.get(key) if r["status"] == "ok" else None
+    return None
+
+
+def us(value) -> str:
+    if value is None:
+        return "-"
+    return f"{value:,.0f} µs" if value >= 100 else f"{value:.3g} µs"
+
+
+def ratio(a, b):
+    return None if a is None or b is None or b == 0 else a / b
+
+
+def times(value) -> str:
+    return "-" if value is None else f"{value:.2g}x" if value < 10 else f"{value:.0f}x"
+
+
+def table(res: dict) -> list[str]:
+    rows, s = res["rows"], res["settings"]
+    seeds = sorted({r["models"] for r in rows if r["framework"] == "echo-rnn" and r["models"] > 1})
+    head = ["cell", "state", "echo-rnn, 1 model", *(f"`--seeds {m}`, per model-window" for m in seeds),
+            "PyTorch eager (default threads)", "PyTorch, 1 thread", "PyTorch (faster) / echo-rnn",
+            "windows per epoch (echo-rnn / PyTorch)"]
+    lines = [f"Per training window (5 rows x 15 steps), steady state, median of {s['epochs']} epochs:", "",
+             "| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    for cell in dict.fromkeys(r["cell"] for r in rows):
+        for state in dict.fromkeys(r["state"] for r in rows if r["cell"] == cell):
+            mine = [r for r in rows if (r["cell"], r["state"]) == (cell, state)]
+            echo = lookup(rows, "echo-rnn", cell, state)
+            peer = lookup(rows, "pytorch", cell, state, key="best_us")
+            skipped = next((r["status"] for r in mine if r["framework"] == "echo-rnn" and r["status"] != "ok"), "")
+            cells = [us(echo) if echo is not None or not skipped else skipped,
+                     *(us(lookup(rows, "echo-rnn", cell, state, m, "per_model_window_us")) for m in seeds),
+                     us(lookup(rows, "pytorch", cell, state)) if peer is not None else next(
+                         (r["status"] for r in mine if r["framework"] == "pytorch"), "-"),
+                     us(lookup(rows, "pytorch", cell, state, key="one_thread_us")),
+                     times(ratio(peer, echo)),
+                     "/".join(str(r["windows"]) for r in mine if "windows" in r)]
+            lines.append(f"| {cell} | {state} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def check(what: str, value, target: float, at_most: bool, show=us) -> str:
+    sign = "≤" if at_most else "≥"
+    shown_target = show(target) if show is us else f"{target:g}x"
+    return f"- {what}: {show(value)} (target {sign} {shown_target}): {ok(value, target, at_most)}"
+
+
+def targets(res: dict) -> list[str]:
+    rows, t, ts = res["rows"], TARGETS, TUTORIAL_STATE
+    cells = list(dict.fromkeys(r["cell"] for r in rows))
+    rnn = lambda state: lookup(rows, "echo-rnn", "rnn", state)  # noqa: E731
+    peer_over = lambda cell, state: ratio(lookup(rows, "pytorch", cell, state, key="best_us"),  # noqa: E731
+                                          lookup(rows, "echo-rnn", cell, state))
+    out = ["Against the targets of issue 13 (item 2); '-' and n/a: not measured in this run.", "",
+           check("rnn state 64, per window", rnn(64), t["rnn64_us"], True),
+           check("rnn state 128 / state 64", ratio(rnn(128), rnn(64)), t["rnn128_over_64"], True, times)]
+    for cell in (c for c in cells if c != "rnn"):
+        out.append(check(f"{cell} / rnn at the default size (state {ts})",
+                         ratio(lookup(rows, "echo-rnn", cell, ts), rnn(ts)), t["cell_over_rnn"], True, times))
+    for cell in cells:
+        out.append(check(f"echo-rnn vs PyTorch at state 64, {cell} (PyTorch / echo-rnn)", peer_over(cell, 64),
+                         t["torch_at_64"], False, times) + ("" if cell != "rnn" else " (the target names lstm, gru)"))
+    for cell in cells:
+        out.append(check(f"`--seeds 256` per model-window at the default size, {cell}",
+                         lookup(rows, "echo-rnn", cell, ts, 256, "per_model_window_us"), t["seeds256_us"], True))
+    for cell in cells:
+        out.append(check(f"{cell} at least 10x PyTorch at the tutorial's size (state {ts}; PyTorch / echo-rnn)",
+                         peer_over(cell, ts), t["torch_at_tutorial"], False, times))
+    out.append(f"- rnn at the default size, per window: {us(rnn(ts))} (the issue's 'today': 18-23 µs; "
+               "`bench.py` measures the default size with more windows)")
+    return out
+
+
+def report(res: dict) -> str:
+    rows = res["rows"]
+    device = next((r["device"] for r in rows if r.get("device")), res["settings"]["device"])
+    threads = sorted({r["torch_threads"] for r in rows if "torch_threads" in r})
+    lines = [*preamble(res, device), "", *table(res), ""]
+    if threads:
+        lines += [f"PyTorch {res['machine'].get('pytorch')}, eager: first with its default threads "
+                  f"(torch.get_num_threads() = {', '.join(map(str, threads))}), then with one; the ratios "
+                  "use the faster of the two (on a busy machine the default's threads wait on each other).", ""]
+    lines += targets(res)
+    return "\n".join(lines) + "\n"
+
+
+def plot(res: dict, path: Path) -> None:
+    """Time per window against the state size, log-log: one line per cell and framework (and the
+    per model-window cost of the largest --seeds, dotted)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = res["rows"]
+    most = max((r["models"] for r in rows if r["framework"] == "echo-rnn"), default=1)
+    colors = {"rnn": "tab:blue", "lstm": "tab:orange", "gru": "tab:green"}
+    lines = [("echo-rnn", 1, "per_window_us", "-", "o", "echo-rnn"),
+             ("pytorch", 1, "best_us", "--", "s", "PyTorch eager")]
+    if most > 1:
+        lines.append(("echo-rnn", most, "per_model_window_us", ":", ".", f"echo-rnn --seeds {most}, per model"))
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for cell in dict.fromkeys(r["cell"] for r in rows):
+        for framework, models, key, style, marker, label in lines:
+            pts = [(r["state"], r[key]) for r in rows if r["status"] == "ok" and r["cell"] == cell
+                   and r["framework"] == framework and r["models"] == models]
+            if pts:
+                ax.plot(*zip(*sorted(pts), strict=True), style, marker=marker, color=colors.get(cell),
+                        label=f"{label}, {cell}")
+    ax.set(xscale="log", yscale="log", xlabel="state size (units)", ylabel="time per training window (µs)",
+           title="Time per window of 5 rows x 15 steps (lower is better)")
+    states = sorted({r["state"] for r in rows})
+    ax.set_xticks(states, [str(s) for s in states])
+    ax.minorticks_off()
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.text(0.01, 0.01, f"{res['machine']['cpu']}, {res['machine']['cores']} cores; {res['started']}", fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def int_list(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected whole numbers separated by commas, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected whole numbers of at least 1, got {text!r}")
+    return values
+
+
+def cell_list(text: str) -> tuple[str, ...]:
+    values = tuple(v.strip().lower() for v in text.split(","))
+    if not set(values) <= set(CELLS):
+        raise argparse.ArgumentTypeError(f"cells are {', '.join(CELLS)}; got {text!r}")
+    return values
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="scaling.py", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--states", type=int_list, default=STATES, help="state sizes [4,16,64,128]")
+    p.add_argument("--cells", type=cell_list, default=CELLS, help="cells [rnn,lstm,gru]")
+    p.add_argument("--seeds", type=int_list, default=MODELS, help="models trained at once [1,16,256]")
+    p.add_argument("--device", choices=("cpu", "gpu", "auto"), default="cpu", help="echo-rnn's device [cpu]")
+    p.add_argument("--budget", type=float, default=0.2, help="about this many seconds per timed epoch [0.2]")
+    p.add_argument("--epochs", type=int, default=5, help="epochs per training, median kept [5]")
+    p.add_argument("--no-torch", action="store_true", help="leave out the PyTorch rows")
+    p.add_argument("--markdown", type=Path, help="also write the report here")
+    p.add_argument("--json", type=Path, help="write every number measured here")
+    p.add_argument("--plot", type=Path, default=HERE / "scaling.png", help="the plot [benchmarks/scaling.png]")
+    for name, kind in (("--worker", None), ("--framework", str), ("--cell", str), ("--state", int),
+                       ("--models", int), ("--windows", int), ("--cap", float)):
+        if kind is None:
+            p.add_argument(name, action="store_true", help=argparse.SUPPRESS)
+        else:
+            p.add_argument(name, type=kind, help=argparse.SUPPRESS)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    opts = parser().parse_args(argv)
+    if opts.worker:
+        if opts.framework == "pytorch":
+            out = torch_worker(opts.cell, opts.state, opts.windows, opts.epochs, opts.cap or math.inf)
+        else:
+            out = echo_worker(opts.cell, opts.state, opts.models, opts.windows, opts.epochs, opts.device, opts.cap)
+        print(json.dumps(out))
+        return 0
+    if 1 not in opts.seeds:
+        opts.seeds = (1, *opts.seeds)  # per model-window is read against one model's window
+    res = run_table(opts)
+    text = report(res)
+    print(text)
+    if opts.markdown:
+        opts.markdown.write_text(text)
+    if opts.json:
+        opts.json.write_text(json.dumps(res, indent=2, default=str))
+    if any(r["status"] == "ok" for r in res["rows"]):
+        plot(res, opts.plot)
+        log(f"plot: {opts.plot}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
