@@ -7,12 +7,26 @@ A notebook uses the same API as the command line::
     run = train(Config(echo_step=3, epochs=5))
     print(run.eval_accuracy)
 
-Importing this package does not import TensorFlow; training does, when it starts.
+Importing this package does not import TensorFlow; training does, when it starts. Nor does it
+import NumPy: the names below are loaded on first use, so that the ``echo-rnn`` command can
+take over Ctrl-C before anything slow is imported (see ``cli``).
 """
 
 from ._version import __version__
-from .config import Config, ConfigError, resolve
-from .runs import Run, RunFileError, load_run, save_run
+
+#: Public name -> the module that defines it, imported when the name is first used.
+_LAZY = {"Config": "config", "ConfigError": "config", "resolve": "config",
+         "Run": "runs", "RunFileError": "runs", "load_run": "runs", "save_run": "runs"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def train(*args, **kwargs):
