@@ -4,37 +4,30 @@
 Ctrl-C must never show a traceback, however early it comes. Importing the commands (click, NumPy)
 takes a good part of a second, and a KeyboardInterrupt raised in an import would escape every
 handler of the commands. So ``main`` first makes Ctrl-C end the process at once, with one line and
-exit 130 (nothing has been done yet that could be left half done), then imports the commands. This
-module and the package's ``__init__`` import nothing slow, so that happens within milliseconds of
-the interpreter's start.
+exit 130 (see ``_start``), then imports the commands. This module and the package's ``__init__``
+import nothing slow, so that happens at once when the interpreter has started.
 """
 
-import os
-import signal
 import sys
-import threading
 
-
-def _interrupted_while_starting(signum, frame):
-    os.write(2, b"Error: interrupted\n")
-    os._exit(130)
+from ._start import take_ctrl_c
 
 
 def main() -> None:
     """Run the command. Once it has ended its exit code stands: a late Ctrl-C (while Python shuts
     down) neither changes it nor prints a traceback."""
-    in_main_thread = threading.current_thread() is threading.main_thread()
-    if in_main_thread:  # the one thread that may set handlers
-        signal.signal(signal.SIGINT, _interrupted_while_starting)
+    took = take_ctrl_c()  # False off the main thread: signals are then not ours to handle
+    import signal
+
     from .commands import cli as group
 
     try:
         try:
-            if in_main_thread:  # from here the commands handle Ctrl-C (KeyboardInterrupt, stop_on_signals)
+            if took:  # from here the commands handle Ctrl-C (KeyboardInterrupt, stop_on_signals)
                 signal.signal(signal.SIGINT, signal.default_int_handler)
             group(prog_name="echo-rnn")
         finally:
-            if in_main_thread:
+            if took:
                 signal.signal(signal.SIGINT, signal.SIG_IGN)
     except KeyboardInterrupt:  # one that came between the handlers above and the command's own
         print("Error: interrupted", file=sys.stderr, flush=True)
