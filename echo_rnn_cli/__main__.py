@@ -1,6 +1,6 @@
-from ._start import take_ctrl_c
+from ._start import take_ctrl_c  # first of all: see ``_start``
 
-take_ctrl_c()  # before anything slow is imported (see ``_start``)
+take_ctrl_c()
 
 from .cli import main  # noqa: E402
 

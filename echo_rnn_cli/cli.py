@@ -8,9 +8,7 @@ exit 130 (see ``_start``), then imports the commands. This module and the packag
 import nothing slow, so that happens at once when the interpreter has started.
 """
 
-import sys
-
-from ._start import take_ctrl_c
+from ._start import take_ctrl_c  # first of all: see ``_start``
 
 
 def main() -> None:
@@ -18,6 +16,7 @@ def main() -> None:
     down) neither changes it nor prints a traceback."""
     took = take_ctrl_c()  # False off the main thread: signals are then not ours to handle
     import signal
+    import sys
 
     from .commands import cli as group
 
