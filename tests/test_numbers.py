@@ -171,7 +171,7 @@ def before_the_handler(err: str) -> bool:
     if not ("Fatal Python error: init_" in err or "Traceback" in err or "Could not import runpy module" in err):
         return False
     lines = err.splitlines()
-    ours = [i for i, line in enumerate(lines) if "echo_rnn_cli" in line]
+    ours = [i for i, line in enumerate(lines) if "echo_rnn_cli/" in line]  # not the editable install's finder
     return all(BEFORE_THE_HANDLER.search(lines[i]) or (i + 1 < len(lines) and BEFORE_THE_HANDLER.search(lines[i + 1]))
                for i in ours)
 
@@ -202,7 +202,7 @@ def test_ctrl_c_at_any_moment_exit_code_matches_status(tmp_path, delay):
     time.sleep(delay)
     proc.send_signal(signal.SIGINT)
     stdout, err = proc.communicate(timeout=180)
-    assert_code_matches_the_status(proc.returncode, out, stdout, err, started=delay >= 0.5)
+    assert_code_matches_the_status(proc.returncode, out, stdout, err, started=delay >= 1.0)
 
 
 def test_ctrl_c_during_the_held_out_evaluation_completes(tmp_path):
