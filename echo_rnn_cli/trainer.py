@@ -12,6 +12,7 @@ still alive), ``evaluate_models`` scores the held-out series and ``build_runs`` 
 from __future__ import annotations
 
 import datetime as _dt
+import math
 import platform
 import time
 import warnings
@@ -139,7 +140,8 @@ def train_many(configs: Sequence[Config], *, on_epoch: Callback | None = None,
     start = time.perf_counter()
     with tf.device(device):
         group = prepare_models(configs, resumes, device)
-        traces = Traces(len(configs), configs[0].windows_per_epoch, configs[0].snapshot_every)
+        traces = Traces(len(configs), configs[0].windows_per_epoch, configs[0].snapshot_every,
+                        loss_bound=loss_bound(configs[0].num_classes))
         evaluation = Evaluation(configs, device)
         ran = run_epochs(group, traces, evaluation, on_epoch=on_epoch, should_stop=should_stop, start=start)
         eval_loss, eval_accuracy = evaluate_models(evaluation, group.params, trained=ran > 0 and traces.alive.any())
@@ -151,7 +153,9 @@ def train_many(configs: Sequence[Config], *, on_epoch: Callback | None = None,
                       eval_loss=eval_loss, eval_accuracy=eval_accuracy, params=params, opt_state=opt_state,
                       device=device, wall_seconds=wall, versions=library_versions(),
                       created=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"))
-    return build_runs(configs, traces, outcome, resumes)
+    runs = build_runs(configs, traces, outcome, resumes)
+    warn_at_chance(runs, warn)
+    return runs
 
 
 def check_group(configs: Sequence[Config], resumes: Sequence[Run] | None,
@@ -385,11 +389,27 @@ def build_runs(configs: Sequence[Config], traces: Traces, outcome: Outcome,
     return runs
 
 
+def loss_bound(num_classes: int) -> float:
+    """The window loss beyond which a model counts as diverged although its loss is still finite.
+
+    A uniform guess costs ln(C) per step, and a network that learns anything costs less. A window
+    whose mean cross-entropy is 100 times that (100 for 2 classes: the targets given, on average,
+    probability below e^-100) comes only from weights that have blown up; the bad spikes of a run
+    that still learns stay within a few times ln(C)."""
+    return 100.0 * max(math.log(num_classes), 1.0)
+
+
 def run_status(c: Config, trace: _Trace, alive: bool, outcome: Outcome) -> tuple[str, str]:
     """(status, message) of one model's run."""
     if not alive:
-        return "diverged", (f"the loss became non-finite at window {trace.first_bad} (epoch {trace.bad_epoch + 1}): "
-                            f"learning_rate {c.learning_rate} is likely too high for {c.optimizer}; try a smaller one")
+        where = f"at window {trace.first_bad} (epoch {trace.bad_epoch + 1})"
+        if np.isfinite(trace.bad_loss):
+            what = (f"the loss exploded to {trace.bad_loss:.3g} {where}, beyond the bound of "
+                    f"{loss_bound(c.num_classes):g} (a uniform guess costs {math.log(c.num_classes):.3g})")
+        else:
+            what = f"the loss became non-finite {where}"
+        return "diverged", (f"{what}: learning_rate {c.learning_rate} is likely too high for {c.optimizer}; "
+                            f"try a smaller one")
     done = trace.epochs_done + outcome.first_epoch
     if outcome.reached_accuracy and done < c.epochs:
         accuracy = float(np.mean(trace.acc[-1]))
@@ -400,12 +420,32 @@ def run_status(c: Config, trace: _Trace, alive: bool, outcome: Outcome) -> tuple
     return "completed", ""
 
 
+def near_chance(run: Run) -> bool:
+    """A completed run whose held-out accuracy is less than a tenth of the way from chance (1/C) to 1."""
+    chance = 1.0 / run.config.num_classes
+    return run.status == "completed" and bool(run.eval_accuracy < chance + 0.1 * (1.0 - chance))
+
+
+def warn_at_chance(runs: Sequence[Run], warn: Callable[[str], None] | None) -> None:
+    """One warning per completed run that learned nothing although a window can hold its echo
+    (the other case, ``echo_step >= truncated_backprop_length``, is warned of before training)."""
+    warn = warn or (lambda m: warnings.warn(m, stacklevel=4))
+    for run in runs:
+        c = run.config
+        if near_chance(run) and c.echo_step < c.truncated_backprop_length:
+            warn(f"seed {c.seed}: held-out accuracy {run.eval_accuracy:.3f} is chance level (1/{c.num_classes}), "
+                 f"although a window of {c.truncated_backprop_length} steps holds an echo of {c.echo_step}: "
+                 f"try a smaller --learning-rate (now {c.learning_rate:g}), more --epochs, a larger "
+                 f"--state-size" + (", or --init glorot" if c.init != "glorot" else ""))
+
+
 class Traces:
     """Every model's traces, and which models are still alive: a model whose loss turns non-finite
-    keeps its trace up to that window and takes no further epochs."""
+    or explodes beyond ``loss_bound`` keeps its trace up to that window and takes no further epochs."""
 
-    def __init__(self, models: int, windows_per_epoch: int, snapshot_every: int) -> None:
-        self.of = [_Trace() for _ in range(models)]
+    def __init__(self, models: int, windows_per_epoch: int, snapshot_every: int,
+                 loss_bound: float = math.inf) -> None:
+        self.of = [_Trace(loss_bound) for _ in range(models)]
         self.alive = np.ones(models, bool)
         self.windows = windows_per_epoch
         self.snap_idx = np.arange(0, windows_per_epoch, snapshot_every)
@@ -419,7 +459,7 @@ class Traces:
             x_m, y_m = r.batches[m]
             trace.add_epoch(r.epoch, r.epoch * self.windows, r.loss[:, m], r.accuracy[:, m], r.seconds,
                             idx, x_m[idx], y_m[idx], r.probs[:, m])
-            if not trace.finite:
+            if not trace.sane:
                 self.alive[m] = False
 
     def samples(self, epoch: int) -> EpochSamples | None:
@@ -447,12 +487,14 @@ class Traces:
 class _Trace:
     """Per-model traces gathered epoch by epoch."""
 
-    def __init__(self) -> None:
+    def __init__(self, loss_bound: float = math.inf) -> None:
         self.loss, self.acc, self.epoch, self.seconds = [], [], [], []
         self.snap_window, self.snap_x, self.snap_y, self.snap_p = [], [], [], []
-        self.finite = True
-        self.first_bad = -1
+        self.loss_bound = loss_bound
+        self.sane = True      # no window's loss non-finite or beyond the bound yet
+        self.first_bad = -1   # global index of the first window that was not
         self.bad_epoch = -1
+        self.bad_loss = math.nan
 
     @property
     def epochs_done(self) -> int:
@@ -463,17 +505,19 @@ class _Trace:
                             self.snap_p[-1])
 
     def add_epoch(self, epoch, offset, loss, acc, seconds, snap_idx, x, y, p) -> None:
-        bad = np.flatnonzero(~np.isfinite(loss))
-        if bad.size:  # keep the trace up to and including the first non-finite window
+        with np.errstate(invalid="ignore"):
+            bad = np.flatnonzero(~np.isfinite(loss) | (loss > self.loss_bound))
+        if bad.size:  # keep the trace up to and including the first bad window
             cut = int(bad[0]) + 1
-            self.finite, self.first_bad, self.bad_epoch = False, offset + cut - 1, epoch
+            self.sane, self.first_bad, self.bad_epoch = False, offset + cut - 1, epoch
+            self.bad_loss = float(loss[cut - 1])
             loss, acc = loss[:cut], acc[:cut]
             keep = snap_idx < cut
             snap_idx, x, y, p = snap_idx[keep], x[keep], y[keep], p[keep]
         self.loss.append(loss)
         self.acc.append(acc)
         self.epoch.append(np.full(loss.shape[0], epoch, np.int32))
-        if self.finite:
+        if self.sane:
             self.seconds.append(seconds)
         self.snap_window.append(offset + snap_idx)
         self.snap_x.append(x)

@@ -277,7 +277,7 @@ def test_build_runs_keep_the_weights_of_live_models_only(small_config):
     assert live.opt_state["step"] == 7 and live.opt_state["slot1_Wx"].shape == (1, 4)
     assert dead.params == {} and dead.opt_state == {}
     assert (live.eval_loss, live.eval_accuracy) == (0.5, 0.75)
-    # Whatever the program computed for a diverged model's lane is not a result (issue 10, item 7).
+    # Issue 10, item 7: what the shared program computed for the diverged model (1.5) means nothing.
     assert np.isnan(dead.eval_loss) and np.isnan(dead.eval_accuracy)
     assert live.epochs_completed == 1 and dead.epochs_completed == 0 and dead.loss.size == 4
     assert live.wall_seconds == 2.0 and live.device == "/CPU:0" and live.created == outcome.created

@@ -127,18 +127,22 @@ def _save(runs, outputs: list[Path], resumed, stop) -> bool:
 
 
 def _report(runs, outputs: list[Path], reporter, console, as_json: bool, quiet: bool, stop, figure) -> int:
-    """The summary, the JSON lines, how to continue an interrupted run; the exit code."""
+    """The summary, the JSON lines, how to continue an interrupted run; the exit code, which follows
+    the saved statuses: a Ctrl-C that came after the last epoch (during the held-out evaluation, say)
+    stopped nothing, so a completed run exits 0, the same as without it."""
     reporter.summary([(str(p), r) for p, r in zip(outputs, runs, strict=True)])
     if as_json:
         for run, path in zip(runs, outputs, strict=True):
             click.echo(json.dumps(run.summary(str(path))))
-    if stop.signum is not None:
-        stopped = [shlex.quote(str(p)) for p, r in zip(outputs, runs, strict=True) if r.status == "interrupted"]
-        if stopped and not quiet:
+    stopped = [shlex.quote(str(p)) for p, r in zip(outputs, runs, strict=True) if r.status == "interrupted"]
+    if stopped:
+        if not quiet:
             console.print("continue with: " + " ; ".join(f"echo-rnn train --resume {p}" for p in stopped),
                           soft_wrap=True, markup=False)
         return stop.exit_code
-    if figure is not None:
+    if stop.signum is not None and not quiet:
+        console.print("the stop came after the last epoch: nothing was cut short", soft_wrap=True, markup=False)
+    if figure is not None and stop.signum is None:
         figure.finish()
     diverged = [r for r in runs if r.status == "diverged"]
     for r in diverged:
@@ -192,8 +196,8 @@ def train(config_file, output, seeds, resume, as_json, quiet, live, tensorboard,
 
     reporter = train_reporter(quiet)
     figure = _live_figure(configs[0], warn) if live else None
-    with stop_on_signals() as stop:
+    with stop_on_signals() as stop:  # until the exit code is known, so that it matches what was saved
         runs = _train(configs, resumed, reporter, figure, warn, stop, logdirs)
         if not _save(runs, outputs, resumed, stop):
             return stop.exit_code
-    return _report(runs, outputs, reporter, console, as_json, quiet, stop, figure)
+        return _report(runs, outputs, reporter, console, as_json, quiet, stop, figure)
