@@ -55,6 +55,27 @@ class RunFileError(ValueError):
     """A run file that cannot be read; the message is one line meant for the user."""
 
 
+def epoch_runs(epoch: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The epochs present in an ordered ``epoch`` trace, where each starts and how many windows it
+    has; without a sort or an index array as long as the trace (it may be tens of millions)."""
+    starts = np.concatenate([[0], np.flatnonzero(epoch[1:] != epoch[:-1]) + 1]).astype(np.int64)
+    return epoch[starts], starts, np.diff(np.append(starts, epoch.size))
+
+
+def _segment_means(values: np.ndarray, starts: np.ndarray, counts: np.ndarray, chunk: int = 1 << 22) -> np.ndarray:
+    """The float64 mean of each segment; a few million windows at a time, so a long run's trace is
+    never copied whole. Each segment is summed by itself, so chunking does not change a bit."""
+    sums = np.empty(starts.size)
+    i = 0
+    while i < starts.size:
+        j = max(i + 1, int(np.searchsorted(starts, starts[i] + chunk, side="right")))
+        hi = int(starts[j]) if j < starts.size else values.size
+        block = values[int(starts[i]):hi].astype(np.float64)
+        sums[i:j] = np.add.reduceat(block, starts[i:j] - starts[i])
+        i = j
+    return sums / counts
+
+
 @dataclass
 class Run:
     """One training run: its settings, traces, snapshots, results and the state to resume it."""
@@ -113,7 +134,7 @@ class Run:
         if self.epoch.size == 0:
             return 0
         last = int(self.epoch[-1])
-        return last * self.config.windows_per_epoch + int(np.count_nonzero(self.epoch == last))
+        return last * self.config.windows_per_epoch + self.epoch.size - int(np.searchsorted(self.epoch, last))
 
     @property
     def window(self) -> np.ndarray:
@@ -131,9 +152,9 @@ class Run:
         loss[: self.epoch_loss.size] = self.epoch_loss
         acc[: self.epoch_accuracy.size] = self.epoch_accuracy
         if self.epoch.size:
-            present, starts, counts = np.unique(self.epoch, return_index=True, return_counts=True)
-            loss[present] = np.add.reduceat(self.loss.astype(np.float64), starts) / counts
-            acc[present] = np.add.reduceat(self.accuracy.astype(np.float64), starts) / counts
+            present, starts, counts = epoch_runs(self.epoch)
+            loss[present] = _segment_means(self.loss, starts, counts)
+            acc[present] = _segment_means(self.accuracy, starts, counts)
         return loss, acc
 
     def loss_points(self) -> tuple[np.ndarray, np.ndarray]:
@@ -182,7 +203,7 @@ def _bytes_per_epoch(c: Config) -> int:
     return 12 * c.windows_per_epoch + snapshots * per_snapshot
 
 
-def kept_epochs(epochs: int, config: Config, budget: int = TRACE_BUDGET) -> np.ndarray:
+def kept_epochs(epochs: int, config: Config, budget: int | None = None) -> np.ndarray:
     """Which of ``epochs`` epochs a file keeps whole (a mask): the first, the last, and the
     multiples of the smallest power-of-two stride whose epochs fit the budget.
 
@@ -191,7 +212,7 @@ def kept_epochs(epochs: int, config: Config, budget: int = TRACE_BUDGET) -> np.n
     keep = np.zeros(epochs, bool)
     if epochs == 0:
         return keep
-    middle = budget // _bytes_per_epoch(config) - 2
+    middle = (TRACE_BUDGET if budget is None else budget) // _bytes_per_epoch(config) - 2
     if middle > 0:
         stride = 1
         while math.ceil(epochs / stride) > middle:
@@ -207,7 +228,10 @@ def trim(run: Run) -> dict[str, np.ndarray]:
     changes nothing."""
     loss_means, acc_means = run.epoch_means()
     keep = kept_epochs(loss_means.size, run.config)
-    windows = keep[run.epoch] if run.epoch.size else np.zeros(0, bool)
+    windows = np.zeros(0, bool)
+    if run.epoch.size:
+        present, _, counts = epoch_runs(run.epoch)
+        windows = np.repeat(keep[present], counts)
     W = max(run.config.windows_per_epoch, 1)
     snap_epoch = np.minimum(run.snapshot_window // W, max(keep.size - 1, 0))
     snaps = keep[snap_epoch] if keep.size else np.zeros(run.snapshot_window.size, bool)
@@ -343,13 +367,14 @@ def _check_traces(values: dict[str, Any], c: Config, bad) -> None:
     the per-epoch means, where the file has them, cover every epoch."""
     epoch, done, W = values["epoch"], values["epochs_completed"], c.windows_per_epoch
     diverged = values["status"] == "diverged"
-    if epoch.size and (np.any(np.diff(epoch) < 0) or epoch[0] < 0 or epoch[-1] > done - (0 if diverged else 1)):
-        raise bad("the windows' epochs are out of order or beyond the epochs done")
+    wrong = bad(f"{epoch.size} training windows recorded for {done} epochs of {W}")
+    if epoch.size and (np.any(np.diff(epoch) < 0) or epoch[0] != 0 or epoch[-1] > done - (0 if diverged else 1)):
+        raise wrong
     present, counts = np.unique(epoch, return_counts=True)
     whole = counts[:-1] if diverged else counts
     last = int(present[-1]) + 1 if present.size else 0
-    if np.any(whole != W) or (not diverged and last != done) or (present.size and present[0] != 0):
-        raise bad(f"{epoch.size} training windows recorded for {done} epochs of {W}")
+    if np.any(whole != W) or (not diverged and last != done):
+        raise wrong
     means = values.get("epoch_loss")
     if means is not None:
         traced = max(last, done)

@@ -168,7 +168,7 @@ def _report(runs, outputs: list[Path], reporter, console, as_json: bool, quiet: 
               help="Run file to write (with --seeds K: one per seed, named STEM-seedN.npz).")
 @click.option("--seeds", type=WholeNumber(min=1), default=1, show_default=True,
               help="Train K models with seeds SEED..SEED+K-1 together in one compiled program.")
-@click.option("--resume", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--resume", type=click.Path(path_type=Path),  # a folder: load_run says so, like plot
               help="Continue this run file up to --epochs in all (written back to --output, or to itself).")
 @click.option("--force", is_flag=True,
               help="Replace an existing run file at --output (atomically); without it an existing one is kept.")
