@@ -101,17 +101,18 @@ def _socket(p: Path) -> None:
     s.close()
 
 
-@pytest.mark.parametrize("make,fragment", [
-    (os.mkfifo, "FIFO"),
-    (_socket, "socket"),
-    (lambda p: p.symlink_to("/dev/null"), "character device (through a symlink)"),
-    (lambda p: p.symlink_to(p.parent), "folder (through a symlink)"),
+@pytest.mark.parametrize("make,fragment,train_fragment", [
+    (os.mkfifo, "FIFO", "not a regular file"),
+    (_socket, "socket", "not a regular file"),
+    (lambda p: p.symlink_to("/dev/null"), "character device (through a symlink)", "not a regular file"),
+    (lambda p: p.symlink_to(p.parent), "folder", "is a directory"),  # train: click's words, as before
 ], ids=["fifo", "socket", "symlink to /dev/null", "symlink to a folder"])
-def test_train_and_plot_refuse_an_output_that_is_not_a_regular_file(tmp_path, make, fragment):
+def test_train_and_plot_refuse_an_output_that_is_not_a_regular_file(tmp_path, make, fragment, train_fragment):
     out = tmp_path / "out.npz"
     make(out)
     kind = os.lstat(out).st_mode
-    refused_fast(["train", *small_flags(), "-o", out, "--force"], tmp_path, "out.npz", fragment, "not a regular file")
+    kinds = [fragment] if train_fragment == "not a regular file" else []
+    refused_fast(["train", *small_flags(), "-o", out, "--force"], tmp_path, "out.npz", train_fragment, *kinds)
     shutil.copy(V1, tmp_path / "r.npz")
     figure = tmp_path / "fig.png"
     make(figure)
