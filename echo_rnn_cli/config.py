@@ -145,13 +145,18 @@ def validate(c: Config, names: dict[str, str] | None = None) -> Config:
     return c
 
 
+#: Far above any config (a few hundred bytes); a bigger "config" is a mistake, not settings.
+MAX_CONFIG_BYTES = 1 << 20
+
+
 def _read_toml(p: Path) -> dict[str, Any]:
-    try:
-        text = p.read_bytes().decode("utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"config file {str(p)!r} does not exist") from None
-    except IsADirectoryError:
-        raise ConfigError(f"config file {str(p)!r} is a folder, not a file") from None
+    from .guards import GuardError, open_regular
+
+    try:  # open_regular: a FIFO or a device is refused at once, never waited on or read forever
+        with open_regular(p, max_bytes=MAX_CONFIG_BYTES, what="config file") as f:
+            text = f.read().decode("utf-8")
+    except GuardError as e:
+        raise ConfigError(str(e)) from None
     except UnicodeDecodeError as e:
         raise ConfigError(f"config file {str(p)!r} is not a TOML text file (byte {e.start} is not UTF-8)") from None
     except OSError as e:

@@ -63,7 +63,8 @@ def _check_name(path: Path, what: str) -> None:
         raise GuardError(f"{what} path is longer than the {path_max} bytes the system allows")
 
 
-def _same_file(path: Path, other: Path) -> bool:
+def same_file(path: str | os.PathLike, other: str | os.PathLike) -> bool:
+    """Whether two names reach one file: through symlinks, hard links, ``..`` and relative names."""
     with contextlib.suppress(OSError):
         if os.path.samefile(path, other):  # through symlinks and hard links
             return True
@@ -107,7 +108,7 @@ def check_output(path: str | os.PathLike, *, inputs: Iterable[str | os.PathLike]
         raise GuardError(f"{what} {str(path)!r} is {kind(info.st_mode)}{link}, not a regular file; "
                          "give another -o")
     for source in inputs:
-        if _same_file(path, Path(source)):
+        if same_file(path, Path(source)):
             raise GuardError(f"{what} {str(path)!r} is the input {str(source)!r}; give another -o")
     if info is not None and not replace:
         tail = f"; {ways_out}" if ways_out else ""

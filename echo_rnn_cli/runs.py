@@ -2,15 +2,20 @@
 
 A ``.npz`` (NumPy's zip of arrays), written to a temporary file in the target's folder and renamed
 into place, so a reader never sees half a file and a failed write never touches an existing one.
-Read through ``load_run``, which checks the version and the keys and names what is wrong.
+Read through ``load_run``, which reads the archive through ``safe_npz`` (a crafted file is refused
+before any large allocation), checks the version and the keys and names what is wrong.
+
+Format 2 keeps the file bounded however long the run (``trim``): the mean loss and accuracy of
+every epoch, every window and snapshot of the first and the last epoch, and of evenly spaced epochs
+between them as many as ``TRACE_BUDGET`` bytes hold. Format 1 files (every window) still load.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,8 +25,13 @@ import numpy as np
 from .config import Config, ConfigError, from_dict
 from .data import input_width
 from .files import atomic_write
+from .guards import GuardError
+from .safe_npz import NpzError, parse_config_json, read_npz
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: Bytes of windows and snapshots a run file keeps at most (beyond its first and last epoch, which
+#: are always kept whole); the per-epoch arrays add 24 bytes an epoch.
+TRACE_BUDGET = 12 * 2**20
 STATUSES = ("completed", "interrupted", "diverged")
 
 _ARRAYS = {  # key: (dtype, number of dimensions)
@@ -29,6 +39,8 @@ _ARRAYS = {  # key: (dtype, number of dimensions)
     "accuracy": (np.float32, 1),
     "epoch": (np.int32, 1),
     "epoch_seconds": (np.float64, 1),
+    "epoch_loss": (np.float64, 1),
+    "epoch_accuracy": (np.float64, 1),
     "snapshot_window": (np.int64, 1),
     "snapshot_inputs": (np.int32, 3),
     "snapshot_targets": (np.int32, 3),
@@ -43,6 +55,27 @@ class RunFileError(ValueError):
     """A run file that cannot be read; the message is one line meant for the user."""
 
 
+def epoch_runs(epoch: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The epochs present in an ordered ``epoch`` trace, where each starts and how many windows it
+    has; without a sort or an index array as long as the trace (it may be tens of millions)."""
+    starts = np.concatenate([[0], np.flatnonzero(epoch[1:] != epoch[:-1]) + 1]).astype(np.int64)
+    return epoch[starts], starts, np.diff(np.append(starts, epoch.size))
+
+
+def _segment_means(values: np.ndarray, starts: np.ndarray, counts: np.ndarray, chunk: int = 1 << 22) -> np.ndarray:
+    """The float64 mean of each segment; a few million windows at a time, so a long run's trace is
+    never copied whole. Each segment is summed by itself, so chunking does not change a bit."""
+    sums = np.empty(starts.size)
+    i = 0
+    while i < starts.size:
+        j = max(i + 1, int(np.searchsorted(starts, starts[i] + chunk, side="right")))
+        hi = int(starts[j]) if j < starts.size else values.size
+        block = values[int(starts[i]):hi].astype(np.float64)
+        sums[i:j] = np.add.reduceat(block, starts[i:j] - starts[i])
+        i = j
+    return sums / counts
+
+
 @dataclass
 class Run:
     """One training run: its settings, traces, snapshots, results and the state to resume it."""
@@ -54,6 +87,10 @@ class Run:
     accuracy: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     epoch: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
     epoch_seconds: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float64))
+    # Mean loss and accuracy of each epoch, as read from a file: the windows of an epoch that a
+    # bounded file left out live on only here. Empty for a run fresh from training (see epoch_means).
+    epoch_loss: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float64))
+    epoch_accuracy: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float64))
     snapshot_window: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     snapshot_inputs: np.ndarray | None = None
     snapshot_targets: np.ndarray | None = None
@@ -87,6 +124,54 @@ class Run:
         return float(np.mean(self.loss[last]))
 
     @property
+    def epochs_traced(self) -> int:
+        """Epochs with windows in the traces: those completed, and a diverged run's last, partial one."""
+        return max(int(self.epoch[-1]) + 1 if self.epoch.size else 0, self.epoch_loss.size)
+
+    @property
+    def windows_trained(self) -> int:
+        """Training windows run, whether or not the file kept them (the loss axis's extent)."""
+        if self.epoch.size == 0:
+            return 0
+        last = int(self.epoch[-1])
+        return last * self.config.windows_per_epoch + self.epoch.size - int(np.searchsorted(self.epoch, last))
+
+    @property
+    def window(self) -> np.ndarray:
+        """The global index of every window kept in the traces (kept epochs are whole)."""
+        n = self.epoch.size
+        first_of_epoch = np.searchsorted(self.epoch, self.epoch, side="left")
+        return self.epoch.astype(np.int64) * self.config.windows_per_epoch + (np.arange(n) - first_of_epoch)
+
+    def epoch_means(self) -> tuple[np.ndarray, np.ndarray]:
+        """Mean loss and accuracy of every epoch traced (float64): from its windows where they are
+        kept, else as the file recorded them. Computed the same way on every path, so a bounded
+        file resumed and saved again holds the numbers a straight run's file holds."""
+        n = self.epochs_traced
+        loss, acc = np.full(n, np.nan), np.full(n, np.nan)
+        loss[: self.epoch_loss.size] = self.epoch_loss
+        acc[: self.epoch_accuracy.size] = self.epoch_accuracy
+        if self.epoch.size:
+            present, starts, counts = epoch_runs(self.epoch)
+            loss[present] = _segment_means(self.loss, starts, counts)
+            acc[present] = _segment_means(self.accuracy, starts, counts)
+        return loss, acc
+
+    def loss_points(self) -> tuple[np.ndarray, np.ndarray]:
+        """(window, loss) to draw: every kept window, and for an epoch whose windows the file left
+        out, its mean loss at its middle window. A run with every window: (0..n-1, loss)."""
+        x, y = self.window, self.loss.astype(np.float64)
+        means, _ = self.epoch_means()
+        missing = np.setdiff1d(np.arange(means.size), self.epoch)
+        if missing.size == 0:
+            return x, y
+        W = self.config.windows_per_epoch
+        x = np.concatenate([x, missing * W + W // 2])
+        y = np.concatenate([y, means[missing]])
+        order = np.argsort(x, kind="stable")
+        return x[order], y[order]
+
+    @property
     def snapshot_predictions(self) -> np.ndarray:
         """Predicted class of every snapshot step, [K, B, T]."""
         return np.argmax(self.snapshot_probs, axis=-1).astype(np.int32)
@@ -104,15 +189,62 @@ class Run:
             "eval_loss": num(self.eval_loss),
             "final_loss": num(self.final_loss),
             "epochs_completed": int(self.epochs_completed),
-            "windows": int(self.loss.size),
+            "windows": self.windows_trained,
             "wall_seconds": round(float(self.wall_seconds), 4),
             "device": self.device,
             "config": self.config.to_dict(),
         }
 
 
+def _bytes_per_epoch(c: Config) -> int:
+    """What one epoch's windows (loss, accuracy, epoch) and snapshots take in a run file."""
+    snapshots = len(range(0, c.windows_per_epoch, c.snapshot_every))
+    per_snapshot = 8 + c.batch_size * c.truncated_backprop_length * (4 + 4 + 4 * c.num_classes)
+    return 12 * c.windows_per_epoch + snapshots * per_snapshot
+
+
+def kept_epochs(epochs: int, config: Config, budget: int | None = None) -> np.ndarray:
+    """Which of ``epochs`` epochs a file keeps whole (a mask): the first, the last, and the
+    multiples of the smallest power-of-two stride whose epochs fit the budget.
+
+    Powers of two nest: of its first M epochs, a run of N > M epochs keeps only epochs that a file
+    of M epochs kept too, so a resumed file, trimmed again, holds what a straight run's file holds."""
+    keep = np.zeros(epochs, bool)
+    if epochs == 0:
+        return keep
+    middle = (TRACE_BUDGET if budget is None else budget) // _bytes_per_epoch(config) - 2
+    if middle > 0:
+        stride = 1
+        while math.ceil(epochs / stride) > middle:
+            stride *= 2
+        keep[::stride] = True
+    keep[0] = keep[-1] = True
+    return keep
+
+
+def trim(run: Run) -> dict[str, np.ndarray]:
+    """The traces a file of format 2 holds: the per-epoch means of every epoch, and the windows and
+    snapshots of the epochs ``kept_epochs`` picks. Depends only on the traces, so trimming twice
+    changes nothing."""
+    loss_means, acc_means = run.epoch_means()
+    keep = kept_epochs(loss_means.size, run.config)
+    windows = np.zeros(0, bool)
+    if run.epoch.size:
+        present, _, counts = epoch_runs(run.epoch)
+        windows = np.repeat(keep[present], counts)
+    W = max(run.config.windows_per_epoch, 1)
+    snap_epoch = np.minimum(run.snapshot_window // W, max(keep.size - 1, 0))
+    snaps = keep[snap_epoch] if keep.size else np.zeros(run.snapshot_window.size, bool)
+    out = {"epoch_loss": loss_means, "epoch_accuracy": acc_means, "epoch_seconds": run.epoch_seconds}
+    out |= {k: getattr(run, k)[windows] for k in ("loss", "accuracy", "epoch")}
+    out |= {k: getattr(run, k)[snaps] for k in ("snapshot_window", "snapshot_inputs", "snapshot_targets",
+                                                 "snapshot_probs")}
+    return out
+
+
 def save_run(run: Run, path: str | os.PathLike) -> Path:
-    """Write atomically: a temporary file beside the target, flushed, then renamed over it."""
+    """Write atomically: a temporary file beside the target, flushed, then renamed over it. The
+    traces are bounded first (``trim``)."""
     path = Path(path)
     arrays: dict[str, Any] = {
         "format_version": np.int64(FORMAT_VERSION),
@@ -127,8 +259,8 @@ def save_run(run: Run, path: str | os.PathLike) -> Path:
         "epochs_completed": np.int64(run.epochs_completed),
         "created": np.str_(run.created),
     }
-    for key, (dtype, _) in _ARRAYS.items():
-        arrays[key] = np.asarray(getattr(run, key), dtype=dtype)
+    for key, value in trim(run).items():
+        arrays[key] = np.asarray(value, dtype=_ARRAYS[key][0])
     arrays.update({PARAM_PREFIX + k: np.asarray(v) for k, v in run.params.items()})
     arrays.update({OPT_PREFIX + k: np.asarray(v) for k, v in run.opt_state.items()})
     def write(tmp: Path) -> None:
@@ -216,8 +348,7 @@ def _check_contents(where: str, config: Config, values: dict[str, Any], params: 
     done = values["epochs_completed"]
     if not 0 <= done <= c.epochs:
         raise bad(f"epochs_completed {done} is not between 0 and its config's epochs {c.epochs}")
-    if values["status"] != "diverged" and n != done * c.windows_per_epoch:
-        raise bad(f"{n} training windows recorded for {done} epochs of {c.windows_per_epoch}")
+    _check_traces(values, c, bad)
     if not isinstance(values["versions"], dict):
         raise bad("'versions' is not a JSON object")
     expected = _weight_shapes(c)
@@ -231,68 +362,75 @@ def _check_contents(where: str, config: Config, values: dict[str, Any], params: 
                 raise bad(f"{key!r} is {arr.dtype} {arr.shape}, expected float {expected[key]} for its config")
 
 
+def _check_traces(values: dict[str, Any], c: Config, bad) -> None:
+    """Kept epochs are whole, in order, and end at the last epoch done (format 1 keeps them all);
+    the per-epoch means, where the file has them, cover every epoch."""
+    epoch, done, W = values["epoch"], values["epochs_completed"], c.windows_per_epoch
+    diverged = values["status"] == "diverged"
+    wrong = bad(f"{epoch.size} training windows recorded for {done} epochs of {W}")
+    if epoch.size and (np.any(np.diff(epoch) < 0) or epoch[0] != 0 or epoch[-1] > done - (0 if diverged else 1)):
+        raise wrong
+    present, counts = np.unique(epoch, return_counts=True)
+    whole = counts[:-1] if diverged else counts
+    last = int(present[-1]) + 1 if present.size else 0
+    if np.any(whole != W) or (not diverged and last != done):
+        raise wrong
+    means = values.get("epoch_loss")
+    if means is not None:
+        traced = max(last, done)
+        if means.size != traced or values["epoch_accuracy"].size != traced:
+            raise bad(f"epoch_loss and epoch_accuracy must hold one mean for each of the {traced} epochs")
+
+
 def load_run(path: str | os.PathLike) -> Run:
-    """Read and check a run file; any problem is one ``RunFileError`` naming the file and the fault."""
+    """Read and check a run file; any problem is one ``RunFileError`` naming the file and the fault.
+
+    The archive is read through ``safe_npz``: a FIFO or device is refused without blocking, and a
+    crafted header or config is refused before any large allocation or deep recursion."""
     path = Path(path)
     where = repr(str(path))
-    _check_is_file(path, where)
-    config, values, params, opt_state = _read(path, where)
+    try:
+        data = read_npz(path, what="run file")
+    except GuardError as e:  # NpzError, and open_regular's refusals (a FIFO, a device, a folder)
+        raise RunFileError(str(e)) from None
+    config, values, params, opt_state = _read_archive(data, path, where)
     _check_contents(where, config, values, params, opt_state)
     return Run(config=config, params=params, opt_state=opt_state, **values)
 
 
-def _check_is_file(path: Path, where: str) -> None:
-    if not path.exists():
-        raise RunFileError(f"run file {where} does not exist")
-    if path.is_dir():
-        raise RunFileError(f"run file {where} is a folder, not a file")
-
-
-def _read(path: Path, where: str) -> tuple[Config, dict[str, Any], dict, dict]:
-    """Open the archive and read everything in it; a fault of the file, not of its contents, becomes
-    one ``RunFileError`` too."""
+def _json_object(data: dict, key: str, path: Path, what: str, where: str) -> dict:
     try:
-        with open(path, "rb") as f:  # opened first, so that a file we may not read says so
-            is_zip = zipfile.is_zipfile(f)
-        if not is_zip:  # else np.load reads it as a pickle and says so, confusingly
-            raise RunFileError(f"{where} is not a run file: not an .npz (zip) archive, or a truncated one")
-        with np.load(path, allow_pickle=False) as data:
-            return _read_archive(data, path, where)
-    except RunFileError:
-        raise
-    except (zipfile.BadZipFile, EOFError, ValueError, OSError, KeyError, json.JSONDecodeError) as e:
-        raise _unreadable(e, where) from None
+        return parse_config_json(_scalar(data, key, path), what=what)
+    except NpzError as e:
+        raise RunFileError(f"{where} has an invalid {what}: {e}") from None
 
 
-def _unreadable(e: Exception, where: str) -> RunFileError:
-    if isinstance(e, PermissionError):
-        return RunFileError(f"run file {where} cannot be read: permission denied")
-    detail = str(e).splitlines()[0] if str(e) else type(e).__name__
-    if "allow_pickle" in detail:
-        detail = "it holds pickled Python objects, which echo-rnn never writes and will not load"
-    return RunFileError(f"{where} is not a readable run file ({detail})")
-
-
-def _read_archive(data: Any, path: Path, where: str) -> tuple[Config, dict[str, Any], dict, dict]:
-    """The config, the other values and the weights of an open .npz, each checked for its kind."""
-    keys = set(data.files)
-    _check_version(data, keys, path, where)
-    missing = [k for k in (*_SCALARS, *_ARRAYS) if k not in keys]
+def _read_archive(data: dict[str, np.ndarray], path: Path, where: str) -> tuple[Config, dict[str, Any], dict, dict]:
+    """The config, the other values and the weights of the archive's arrays, each checked for its kind."""
+    keys = set(data)
+    version = _check_version(data, keys, path, where)
+    config_dict = _json_object(data, "config", path, "config", where) if "config" in keys else None
+    needed = [*_SCALARS, *(k for k in _ARRAYS if version >= 2 or k not in _PER_EPOCH_MEANS)]
+    missing = [k for k in needed if k not in keys]
     if missing:
         raise RunFileError(f"{where} is not a complete run file: missing {', '.join(missing)}")
     try:
-        config = from_dict(json.loads(_scalar(data, "config", path)))
-    except (json.JSONDecodeError, TypeError, ConfigError) as e:
+        config = from_dict(config_dict)
+    except (TypeError, ConfigError) as e:
         raise RunFileError(f"{where} has an invalid config: {e}") from None
     values: dict[str, Any] = {k: _scalar(data, k, path) for k in _SCALARS if k not in ("format_version", "config")}
-    values["versions"] = json.loads(values["versions"])
-    values |= {key: _array(data, key, where) for key in _ARRAYS}
+    values["versions"] = _json_object(data, "versions", path, "versions", where)
+    values |= {key: _array(data, key, where) for key in _ARRAYS if key in keys}
     params = {k[len(PARAM_PREFIX):]: data[k] for k in keys if k.startswith(PARAM_PREFIX)}
     opt_state = {k[len(OPT_PREFIX):]: data[k] for k in keys if k.startswith(OPT_PREFIX)}
     return config, values, params, opt_state
 
 
-def _check_version(data: Any, keys: set[str], path: Path, where: str) -> None:
+#: Format 2's per-epoch means; a format-1 file has every window, so its means follow from them.
+_PER_EPOCH_MEANS = ("epoch_loss", "epoch_accuracy")
+
+
+def _check_version(data: dict, keys: set[str], path: Path, where: str) -> int:
     if "format_version" not in keys:
         raise RunFileError(f"{where} is a zip (.npz) file but not an echo-rnn run file (no 'format_version')")
     version = int(_scalar(data, "format_version", path))
@@ -303,9 +441,10 @@ def _check_version(data: Any, keys: set[str], path: Path, where: str) -> None:
         )
     if version < 1:
         raise RunFileError(f"{where} has an invalid format version {version}")
+    return version
 
 
-def _array(data: Any, key: str, where: str) -> np.ndarray:
+def _array(data: dict, key: str, where: str) -> np.ndarray:
     """One of the traces or snapshots, with its number of dimensions checked and its dtype made ours."""
     dtype, ndim = _ARRAYS[key]
     arr = data[key]

@@ -75,8 +75,10 @@ def read_npz(path: str | os.PathLike, *, max_elements: int = MAX_ELEMENTS, max_b
                     raise ValueError(f"its members claim more than {max_bytes:,} bytes unpacked")
                 arrays: dict[str, np.ndarray] = {}
                 for info in infos:
-                    if not info.filename.endswith(".npy") or info.filename[:-4] in arrays:
-                        raise ValueError(f"member {info.filename!r} is not an array of an .npz")
+                    if not info.filename.endswith(".npy"):  # not an array: np.load skips it too
+                        continue
+                    if info.filename[:-4] in arrays:
+                        raise ValueError(f"member {info.filename!r} is in the archive twice")
                     arrays[info.filename[:-4]] = _read_member(zf, info, max_elements)
                 return arrays
         except zipfile.BadZipFile as e:

@@ -373,6 +373,8 @@ def build_runs(configs: Sequence[Config], traces: Traces, outcome: Outcome,
         prev = resumes[m] if resumes is not None else None
         alive = bool(traces.alive[m])
         run = trace.to_run(c, prev)
+        if prev is not None:  # the means of the epochs whose windows a bounded file left out
+            run.epoch_loss, run.epoch_accuracy = prev.epoch_means()
         run.status, run.message = run_status(c, trace, alive, outcome)
         run.eval_loss, run.eval_accuracy = float(outcome.eval_loss[m]), float(outcome.eval_accuracy[m])
         if prev is not None and not outcome.epochs_run:

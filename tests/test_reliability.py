@@ -219,7 +219,7 @@ def test_fuzzed_small_valid_settings_train(tmp_path, capsys, t, state, classes, 
     """Valid settings of every shape (rows of at least 12 steps: every window and echo fits) really
     train: exit 0, or 1 for a run that diverged, with its file either way; never a traceback."""
     out = tmp_path / "r.npz"
-    args = ["train", "--json", "--quiet", "--epochs", "1", "-o", out, f"--snapshot-every={snap}",
+    args = ["train", "--json", "--quiet", "--force", "--epochs", "1", "-o", out, f"--snapshot-every={snap}",
             f"--truncated-backprop-length={t}", f"--state-size={state}", f"--num-classes={classes}",
             f"--echo-step={echo}", f"--batch-size={batch}", f"--total-series-length={series}",
             f"--learning-rate={lr}", "--optimizer", optimizer, "--init", "glorot"]
@@ -525,7 +525,7 @@ def test_second_sigint_stops_at_once_and_leaves_the_old_file(tmp_path):
     no summary of a clean stop, and the older run file at the output stays as it was."""
     out = tmp_path / "r.npz"
     out.write_bytes(OLD)
-    proc = start_training(tmp_path, out, epochs=100, total_series_length=5_000_000)
+    proc = start_training(tmp_path, out, "--force", epochs=100, total_series_length=5_000_000)
     time.sleep(0.5)  # past the next epoch's data preparation, into its compiled program
     proc.send_signal(signal.SIGINT)
     time.sleep(0.05)
@@ -543,7 +543,7 @@ def test_sigint_before_the_first_epoch_writes_nothing(tmp_path):
     """Ctrl-C while TensorFlow is still loading: no epoch to keep, so the older file stays."""
     out = tmp_path / "r.npz"
     out.write_bytes(OLD)
-    proc = subprocess.Popen([sys.executable, "-m", "echo_rnn_cli", "train", *small_flags(), "-o", str(out)],
+    proc = subprocess.Popen([sys.executable, "-m", "echo_rnn_cli", "train", *small_flags(), "-o", str(out), "--force"],
                             stderr=subprocess.PIPE, text=True, env=ENV, cwd=tmp_path)
     first = proc.stderr.readline()  # printed just before TensorFlow is imported (seconds)
     assert first.startswith("echo-rnn: training"), first

@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 
 from ..config import SETTINGS, ConfigError, Setting
+from ..guards import GuardError
 from ..runs import RunFileError
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -58,7 +59,7 @@ def _exit_for(e: BaseException) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return EXIT_FAILURE
-    if isinstance(e, (ConfigError, RunFileError)):
+    if isinstance(e, (ConfigError, RunFileError, GuardError)):
         fail(str(e))
         return EXIT_USAGE
     fail(f"{type(e).__name__}: {e}".splitlines()[0] + " (set ECHO_RNN_DEBUG=1 for details)")
@@ -78,7 +79,7 @@ class EchoGroup(click.Group):
         try:
             rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except (click.ClickException, click.Abort, KeyboardInterrupt, BrokenPipeError, ConfigError,
-                RunFileError) as e:
+                RunFileError, GuardError) as e:
             sys.exit(_exit_for(e))
         except Exception as e:  # the promise is: never a traceback
             if os.environ.get("ECHO_RNN_DEBUG"):

@@ -89,18 +89,32 @@ def _mode(runs: tuple[Path, ...], animation: Path | None, heatmap: Path | None =
     return "compare"
 
 
-def _output_path(output: Path | None, default: Path) -> Path:
-    from ..figures.common import PlotError, figure_format
+def _check_figure_path(path: Path, inputs, what: str = "output") -> None:
+    """A figure may replace an older one (it is derived), but never a run file it draws, nor a
+    FIFO, device or folder; a missing folder is created. GuardError: one line, exit 2."""
+    from ..guards import check_output
     from ..runs import RunFileError, check_writable
+
+    folder = path.parent if str(path.parent) else Path(".")
+    try:
+        if not folder.exists():
+            check_writable(path)
+    except RunFileError as e:
+        raise UserError(str(e).replace("the output", f"the {what}", 1)) from None
+    check_output(path, inputs=inputs, replace=True, what=what, ways_out=None)
+
+
+def _output_path(output: Path | None, default: Path, inputs=()) -> Path:
+    from ..figures.common import PlotError, figure_format
 
     path = output if output is not None else default
     if path.is_dir():
         raise UserError(f"--output {str(path)!r} is a folder; give a file name such as {str(path / 'run.png')!r}")
     try:
         figure_format(path)
-        check_writable(path)
-    except (PlotError, RunFileError) as e:
+    except PlotError as e:
         raise UserError(str(e)) from None
+    _check_figure_path(path, inputs)
     return path
 
 
@@ -195,7 +209,7 @@ def _plot_still(mode, paths, output, rows, step, log_scale, dpi, show, quiet) ->
         else:
             target = output if output is not None else default
             _warn(f"--show: {problem}; writing {str(target)!r} instead")
-    path = _output_path(output, default) if (output is not None or not window) else None
+    path = _output_path(output, default, paths) if (output is not None or not window) else None
 
     figure = None
     if window:
@@ -208,7 +222,7 @@ def _plot_still(mode, paths, output, rows, step, log_scale, dpi, show, quiet) ->
             window = False
             _warn(f"--show: the window did not open ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
                   f"writing {str(output if output is not None else default)!r} instead")
-            path = _output_path(output, default)
+            path = _output_path(output, default, paths)
     if mode == "one":
         run = runs[0]
         fig = training_figure(run, rows=rows, step=step, log=log_scale, name=names[0], figure=figure)
@@ -232,16 +246,11 @@ def _plot_animation(path, target, output, rows, step, log_scale, dpi, still_dpi,
     from ..figures.animation import animate, animation_format
     from ..figures.common import require_windows, save_figure
     from ..figures.training import training_figure
-    from ..runs import RunFileError, check_writable
-
     if step is not None:
         raise UserError("--step picks one snapshot; --animate replays them all (use --frames)")
     animation_format(target)
-    try:
-        check_writable(target)
-    except RunFileError as e:
-        raise UserError(str(e).replace("the output", "the --animate file", 1)) from None
-    still = _output_path(output, output) if output is not None else None
+    _check_figure_path(target, (path,), what="--animate file")
+    still = _output_path(output, output, (path, target)) if output is not None else None
     runs, names = _load((path,))
     require_windows(runs[0], names[0])
     n = animate(runs[0], target, fps=fps, rows=rows, log=log_scale, frames=frames, dpi=dpi, name=names[0])
@@ -263,7 +272,8 @@ def _plot_heatmap(folder: Path, x: str, y: str, output: Path | None, dpi: int, s
         window = problem is None
         if problem is not None:
             _warn(f"--show: {problem}; writing {str(output if output is not None else default)!r} instead")
-    path = _output_path(output, default) if (output is not None or not window) else None
+    inputs = [*folder.glob("*.npz"), folder / "sweep.json"]
+    path = _output_path(output, default, inputs) if (output is not None or not window) else None
     collected = collect([folder])
     for error in collected.errors:
         _warn(f"skipped {error}")

@@ -43,17 +43,28 @@ def _resolve(config_file, flags: dict, resume: Path | None, seeds: int, output: 
     return config, resumed, output if given("output") else resume
 
 
-def _prepare_outputs(config: Config, seeds: int, output: Path) -> tuple[list[Config], list[Path]]:
-    """One config and one writable output per seed, all checked before anything trains."""
+def _check_outputs(outputs: list[Path], config_file: Path | None, resume: Path | None, force: bool) -> None:
+    """Refuse, before any work, an output that would lose something: an existing run file (unless
+    --force, or it is the run --resume continues), anything but a regular file, the --config file.
+    A missing folder is created first, as a user naming runs/x.npz expects."""
+    from ..guards import check_output, same_file
     from ..runs import check_writable
 
+    for path in outputs:
+        folder = path.parent if str(path.parent) else Path(".")
+        if not folder.exists():
+            check_writable(path)  # creates it, or says in one line why it cannot
+        replace = force or (resume is not None and same_file(path, resume))
+        check_output(path, inputs=[config_file] if config_file is not None else [], replace=replace,
+                     what="output")
+
+
+def _prepare_outputs(config: Config, seeds: int, output: Path) -> tuple[list[Config], list[Path]]:
+    """One config and one output per seed."""
     check_models(config, seeds)
     seed_list = [config.seed + k for k in range(seeds)]
     configs = [config.replace(seed=s) for s in seed_list]
-    outputs = seed_outputs(output, seed_list)
-    for path in outputs:
-        check_writable(path)
-    return configs, outputs
+    return configs, seed_outputs(output, seed_list)
 
 
 def _headline(configs: list[Config]) -> str:
@@ -111,19 +122,37 @@ def _train(configs, resumed, reporter, figure, warn, stop, logdirs=None):
             board.close()
 
 
-def _save(runs, outputs: list[Path], resumed, stop) -> bool:
-    """Write the runs; False (and nothing written) when interrupted before any new epoch ended."""
+def _save_one(run, path: Path) -> tuple[Path, bool]:
+    """Write one run to its output, or, when that fails after all the training, beside it (the
+    error line says where): (where it went, whether that is the output)."""
+    from ..guards import save_beside
     from ..runs import save_run
 
+    try:
+        return save_run(run, path), True
+    except OSError as e:
+        reason = e.strerror or str(e)
+    try:
+        kept = save_beside(lambda p: save_run(run, p), path)
+    except OSError as e:
+        fail(f"cannot write the output {str(path)!r} ({reason}), nor anywhere beside it "
+             f"({e.strerror or e}); the trained run is lost")
+        return path, False
+    fail(f"cannot write the output {str(path)!r} ({reason}); the trained run is saved as {str(kept)!r}")
+    return kept, False
+
+
+def _save(runs, outputs: list[Path], resumed, stop) -> tuple[list[Path], bool] | None:
+    """Write the runs: (where each went, whether all went to their outputs); None (and nothing
+    written) when interrupted before any new epoch ended."""
     epochs_before = resumed.epochs_completed if resumed else 0
     if stop.signum is not None and all(r.epochs_completed == epochs_before for r in runs):
         # Nothing new to keep: leave whatever is at the output as it was.
         fail("interrupted before the first epoch ended; nothing written")
-        return False
+        return None
     with stop.critical():  # a second Ctrl-C lets the files be renamed into place first
-        for run, path in zip(runs, outputs, strict=True):
-            save_run(run, path)
-    return True
+        saved = [_save_one(run, path) for run, path in zip(runs, outputs, strict=True)]
+    return [p for p, _ in saved], all(ok for _, ok in saved)
 
 
 def _report(runs, outputs: list[Path], reporter, console, as_json: bool, quiet: bool, stop, figure) -> int:
@@ -156,8 +185,10 @@ def _report(runs, outputs: list[Path], reporter, console, as_json: bool, quiet: 
               help="Run file to write (with --seeds K: one per seed, named STEM-seedN.npz) [run.npz].")
 @click.option("--seeds", type=WholeNumber(min=1), default=1,
               help="Train K models with seeds SEED..SEED+K-1 together in one compiled program [1].")
-@click.option("--resume", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--resume", type=click.Path(path_type=Path),  # a folder: load_run says so, like plot
               help="Continue this run file up to --epochs in all (written back to --output, or to itself).")
+@click.option("--force", is_flag=True,
+              help="Replace an existing run file at --output (atomically); without it an existing one is kept.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per run on stdout.")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but warnings and errors.")
 @click.option("--live", is_flag=True,
@@ -165,7 +196,7 @@ def _report(runs, outputs: list[Path], reporter, console, as_json: bool, quiet: 
 @click.option("--tensorboard", type=click.Path(path_type=Path), metavar="DIR",
               help="Write TensorBoard event files as training goes, into DIR/STEM (STEM: each run file's "
                    "name); view with: tensorboard --logdir DIR.")
-def train(config_file, output, seeds, resume, as_json, quiet, live, tensorboard, **flags):
+def train(config_file, output, seeds, resume, force, as_json, quiet, live, tensorboard, **flags):
     """Train the tutorial's Echo-RNN and write a run file.
 
     Flags override the --config file, which overrides the tutorial's settings (the defaults shown).
@@ -176,10 +207,12 @@ def train(config_file, output, seeds, resume, as_json, quiet, live, tensorboard,
       echo-rnn train --config configs/long-echo.toml --json --quiet
       echo-rnn train --seeds 5 -o runs/run.npz      # run-seed0.npz ... run-seed4.npz
       echo-rnn train --resume run.npz --epochs 200  # continue a run to 200 epochs
+      echo-rnn train --echo-step 5 --force          # replace an existing run.npz
       echo-rnn train --stop-at-accuracy 0.99 --tensorboard tb  # then: tensorboard --logdir tb
     """
     config, resumed, output = _resolve(config_file, flags, resume, seeds, output)
     configs, outputs = _prepare_outputs(config, seeds, output)
+    _check_outputs(outputs, config_file, resume, force)
     logdirs = None
     if tensorboard is not None:
         from ..tensorboard import check_logdirs
@@ -198,6 +231,8 @@ def train(config_file, output, seeds, resume, as_json, quiet, live, tensorboard,
     figure = _live_figure(configs[0], warn) if live else None
     with stop_on_signals() as stop:  # until the exit code is known, so that it matches what was saved
         runs = _train(configs, resumed, reporter, figure, warn, stop, logdirs)
-        if not _save(runs, outputs, resumed, stop):
+        saved = _save(runs, outputs, resumed, stop)
+        if saved is None:
             return stop.exit_code
-        return _report(runs, outputs, reporter, console, as_json, quiet, stop, figure)
+        code = _report(runs, saved[0], reporter, console, as_json, quiet, stop, figure)
+        return code if saved[1] else max(code, EXIT_FAILURE)

@@ -57,14 +57,15 @@ def animate(run: Run, path: str | os.PathLike, fps: int = 10, rows: int | None =
     fig.set_dpi(dpi)
     log, note = run_log_scale(run, log)
     panels = TrainingPanels(fig, run.config, rows, log, trained_windows(run), note)
-    panels.show_loss(run.loss)  # legend entries for all the run will show (a divergence, say)
+    x, y = run.loss_points()
+    panels.show_loss(y, x=x)  # legend entries for all the run will show (a divergence, say)
     run_title(fig, run, name)
 
     def show(i: int) -> None:
         k = order[i]
         window = int(run.snapshot_window[k])
-        panels.show_loss(run.loss, upto=window + 1)
-        panels.rescale_for(run.loss)
+        panels.show_loss(y, upto=window + 1, x=x)
+        panels.rescale_for(y)
         panels.show_snapshot(window, run.snapshot_inputs[k], run.snapshot_targets[k], run.snapshot_probs[k])
 
     render = _blitter(fig, panels, show)

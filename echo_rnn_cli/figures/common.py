@@ -112,7 +112,7 @@ def snapshot_index(run: Run, step: int | None = None) -> int:
         raise PlotError("the run holds no prediction snapshots")
     if step is None:
         return int(windows.size - 1)
-    last = int(run.loss.size) - 1
+    last = run.windows_trained - 1
     if step < 0 or step > max(last, int(windows[-1])):
         raise PlotError(f"--step {step}: the run has training windows 0..{last}")
     return int(np.argmin(np.abs(windows - step)))  # ties go to the earlier snapshot

@@ -59,7 +59,7 @@ def comparison_figure(runs: Sequence[Run], labels: Sequence[str] | None = None, 
     width = min(smoothing_width(r.config) for r in runs)  # one width, so the curves compare
     log, note = choose_log(log, [trailing_mean(finite_loss(r.loss), width) for r in runs])
     finite_max, positive_min = _draw_curves(ax, runs, labels, width)
-    longest = max(r.loss.size for r in runs)
+    longest = max(r.windows_trained for r in runs)
     handles = ax.get_legend_handles_labels()[0]
     Ws = {r.config.windows_per_epoch for r in runs}
     if len(Ws) == 1:  # epochs mean the same windows in every run: mark them
@@ -98,8 +98,8 @@ def _draw_curves(ax, runs: list[Run], labels: list[str], width: int) -> tuple[fl
     finite_max, positive_min = 0.0, np.inf
     for i, (run, label) in enumerate(zip(runs, labels, strict=False)):
         color = f"C{i % 10}"
-        y = finite_loss(run.loss)
-        x = np.arange(y.size)
+        x, y = run.loss_points()
+        y = finite_loss(y)
         if width > 1:
             ax.plot(x, y, color=color, lw=0.5, alpha=0.3)
         accuracy = "n/a" if not np.isfinite(run.eval_accuracy) else f"{run.eval_accuracy:.4f}"

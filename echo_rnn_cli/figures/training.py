@@ -142,16 +142,18 @@ class TrainingPanels:
         fixed = [self.raw_line, self.smooth_line, self.marker, self.diverged]
         return fixed + ([self.caption] if self.rows else []) + self.bars + self.wrong + self.scores
 
-    def show_loss(self, loss: np.ndarray, upto: int | None = None) -> None:
-        """Draw windows [0, upto) of the loss (all of it when None)."""
-        y = finite_loss(loss if upto is None else loss[:upto])
-        x = np.arange(y.size)
+    def show_loss(self, loss: np.ndarray, upto: int | None = None, x: np.ndarray | None = None) -> None:
+        """Draw windows [0, upto) of the loss (all of it when None); ``x``: the window of each value
+        (``Run.loss_points``: a bounded run file's epochs in between are one mean each)."""
+        x = np.arange(np.size(loss)) if x is None else np.asarray(x)
+        n = np.size(loss) if upto is None else int(np.searchsorted(x, upto))
+        y, x = finite_loss(loss[:n]), x[:n]
         self.raw_line.set_data(x, y)
         self.smooth_line.set_data(x, trailing_mean(y, self.width))
-        bad = np.flatnonzero(~np.isfinite(np.asarray(loss[: y.size], np.float64)))
+        bad = np.flatnonzero(~np.isfinite(np.asarray(loss[:n], np.float64)))
         if bad.size:
             top = np.nanmax(y) if np.isfinite(y).any() else 1.0
-            self.diverged.set_data([bad[0]], [top])
+            self.diverged.set_data([x[bad[0]]], [top])
             if self.diverged.get_label().startswith("_"):
                 self.diverged.set_label("loss not finite (diverged)")
                 self._legend()
@@ -238,7 +240,7 @@ def run_title(fig, run: Run, name: str | None) -> None:
 def trained_windows(run: Run) -> int:
     """The loss axis's extent: the windows trained, not those planned, so a long run stopped early
     is not a sliver; at least one epoch."""
-    return max(run.loss.size, run.config.windows_per_epoch)
+    return max(run.windows_trained, run.config.windows_per_epoch)
 
 
 def run_log_scale(run: Run, log: bool | None) -> tuple[bool, str]:
@@ -260,7 +262,8 @@ def training_figure(run: Run, rows: int | None = None, step: int | None = None, 
     fig = new_figure(figure, rows if has_snapshots else 0)
     log, note = run_log_scale(run, log)
     panels = TrainingPanels(fig, run.config, rows if has_snapshots else 0, log, trained_windows(run), note)
-    panels.show_loss(run.loss)
+    x, y = run.loss_points()
+    panels.show_loss(y, x=x)
     if k is not None:
         panels.show_snapshot(int(run.snapshot_window[k]), run.snapshot_inputs[k], run.snapshot_targets[k],
                              run.snapshot_probs[k])
