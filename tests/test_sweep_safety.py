@@ -362,13 +362,16 @@ def test_a_lost_ray_node_loses_no_run(tmp_path):
         ray.get([ray.remote(num_cpus=1)(_warm_up).remote(2.0) for _ in range(2)])
         # Two programs (epochs is not a per-model setting): a short one and one still training
         # when the short one is written.
-        c, grid, out = Config(**{**SMALL, "total_series_length": 20000}), {"epochs": [1, 40]}, tmp_path / "s"
+        # (300 epochs: long enough that on a loaded machine both cannot end before the node goes.)
+        c, grid, out = Config(**{**SMALL, "total_series_length": 20000}), {"epochs": [1, 300]}, tmp_path / "s"
         removed = []
+        once = threading.Lock()
 
         def on_event(e):
-            if e.kind == "finished" and not removed:
-                cluster.remove_node(node, allow_graceful=False)
-                removed.append(e.result.name)
+            with once:  # events may come from more than one thread: the node goes once
+                if e.kind == "finished" and not removed:
+                    removed.append(e.result.name)
+                    cluster.remove_node(node, allow_graceful=False)
 
         first = within(150, lambda: run_sweep(c, grid, out_dir=out, jobs=2, executor="ray", on_event=on_event))
         # Which point finishes first is the machine's business (on a loaded machine the long one can
@@ -388,7 +391,6 @@ def test_a_lost_ray_node_loses_no_run(tmp_path):
         assert [e.result.name for e in events if e.kind == "finished" and not e.result.skipped] == [lost.name]
         assert stamp(out / f"{done}.npz") == kept
         assert load_run(out / f"{lost.name}.npz").status == "completed"
-        assert load_run(out / "epochs=40_seed=0.npz").epochs_completed == 40
     finally:
         ray.shutdown()
         cluster.shutdown()
