@@ -26,9 +26,14 @@ from .settings import FLOAT32_MAX, FLOAT32_TINY, ConfigError, Setting, flag_name
 
 OPTIMIZERS = ("adagrad", "adam", "sgd", "rmsprop")
 DEVICES = ("auto", "cpu", "gpu")
-INITS = ("tutorial", "glorot")
+CELLS = ("rnn", "lstm", "gru")
+#: ``init`` schemes; 'auto' is each cell's own default (``CELL_INITS``'s first).
+INITS = ("auto", "tutorial", "glorot", "keras")
+#: The schemes that apply to each cell (``cells.INITS``, here without importing TensorFlow).
+CELL_INITS = {"rnn": ("tutorial", "glorot", "keras"), "lstm": ("keras",), "gru": ("keras",)}
 
-__all__ = ["DEVICES", "FLOAT32_MAX", "FLOAT32_TINY", "GRID_KEYS", "INITS", "OPTIMIZERS", "PER_MODEL_KEYS",
+__all__ = ["CELLS", "CELL_INITS", "DEVICES", "FLOAT32_MAX", "FLOAT32_TINY", "GRID_KEYS", "INITS", "OPTIMIZERS",
+           "PER_MODEL_KEYS",
            "RESUMABLE_CHANGES", "SETTINGS", "Config", "ConfigError", "Setting", "config_warnings",
            "flag_name", "from_dict", "key_order", "load_toml", "parse_setting", "program_key", "resolve",
            "validate"]
@@ -51,8 +56,16 @@ class Config:
     seed: int = setting(0, "Seeds data and initial weights", min=0, per_model=True)
     device: str = setting("auto", "auto uses a GPU when TensorFlow sees one", choices=DEVICES, resumable=True)
     snapshot_every: int = setting(100, "Windows between prediction snapshots within an epoch", min=1)
-    init: str = setting("tutorial", "Initial weights: tutorial (uniform [0,1)) or glorot (for larger states)",
+    init: str = setting("auto", "Initial weights: auto (tutorial for rnn, keras for lstm/gru), tutorial "
+                        "(uniform [0,1)), glorot (for larger states) or keras (Keras's layer defaults)",
                         choices=INITS, per_model=True)
+    # Beyond the tutorial (its next parts): these shape the compiled program, so not per model.
+    cell: str = setting("rnn", "Recurrent cell: rnn (the tutorial's tanh), lstm or gru (Keras's layers)",
+                        choices=CELLS)
+    num_layers: int = setting(1, "Stacked recurrent layers", min=1)
+    dropout: float = setting(0.0, "Dropout between layers and before the softmax layer, in training",
+                             fraction=True)
+    stride: int = setting(0, "Steps between window starts; 0: the window length (no overlap)", min=0)
 
     # Derived sizes (the tutorial's integer divisions).
     @property
@@ -60,8 +73,19 @@ class Config:
         return self.total_series_length // self.batch_size
 
     @property
+    def stride_steps(self) -> int:
+        """Steps between window starts (``stride`` 0 is the window's length)."""
+        return self.stride or self.truncated_backprop_length
+
+    @property
     def windows_per_epoch(self) -> int:
-        return self.row_length // self.truncated_backprop_length
+        # Windows of T steps starting every K steps: with K == T, the tutorial's row_length // T.
+        return (self.row_length - self.truncated_backprop_length) // self.stride_steps + 1
+
+    @property
+    def init_scheme(self) -> str:
+        """The initial weights' scheme, 'auto' made the cell's own."""
+        return CELL_INITS[self.cell][0] if self.init == "auto" else self.init
 
     @property
     def input_width(self) -> int:
@@ -133,6 +157,7 @@ def validate(c: Config, names: dict[str, str] | None = None) -> Config:
             f"({c.total_series_length} steps / {c.batch_size} rows = {c.row_length}); "
             f"allowed: 1 to {c.row_length}"
         )
+    _check_cell_settings(c, d)
     if c.echo_step >= c.row_length:
         raise ConfigError(
             f"{d('echo_step')} {c.echo_step} is not shorter than a row ({c.row_length} steps); "
@@ -140,6 +165,18 @@ def validate(c: Config, names: dict[str, str] | None = None) -> Config:
         )
     memory.check_fits(c, d, given=set(names))
     return c
+
+
+def _check_cell_settings(c: Config, d) -> None:
+    """The settings of the cells issue that depend on others: the init scheme on the cell, the
+    stride on the window. (Called after the window was checked against the row.)"""
+    if c.init != "auto" and c.init not in CELL_INITS[c.cell]:
+        raise ConfigError(f"{d('init')} {c.init!r} does not apply to {d('cell')} {c.cell!r}; "
+                          f"allowed for {c.cell}: auto, {', '.join(CELL_INITS[c.cell])}")
+    if c.stride > c.truncated_backprop_length:
+        raise ConfigError(f"{d('stride')} {c.stride} is longer than the window ({d('truncated_backprop_length')} "
+                          f"{c.truncated_backprop_length}); allowed: 0 (the window's length) or 1 to "
+                          f"{c.truncated_backprop_length}")
 
 
 def _read_toml(p: Path) -> dict[str, Any]:

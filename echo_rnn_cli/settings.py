@@ -23,8 +23,8 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class Setting:
-    """One setting. ``kind`` is ``int``, ``float`` (always a positive finite float32) or ``str``
-    (one of ``choices``, compared in lower case)."""
+    """One setting. ``kind`` is ``int``, ``float`` (a positive finite float32, or with ``fraction``
+    a number in [0, 1)) or ``str`` (one of ``choices``, compared in lower case)."""
 
     name: str
     kind: str
@@ -36,6 +36,7 @@ class Setting:
     per_model: bool = False   # may differ between models trained together in one compiled program
     grid: bool = True         # may vary in a sweep's --grid
     resumable: bool = False   # may change when a run is resumed (it changes neither the model nor its trace)
+    fraction: bool = False    # a float in [0, 1) (a probability that must leave something), not a positive one
 
     @property
     def flag(self) -> str:
@@ -46,7 +47,7 @@ class Setting:
         if self.choices:
             return f"one of {', '.join(self.choices)}"
         if self.kind == "float":
-            return "a positive finite number"
+            return "a number from 0 up to (not including) 1" if self.fraction else "a positive finite number"
         if self.max is not None:
             return f"{self.min} to {self.max}"
         return f"{self.min} or more"
@@ -60,7 +61,7 @@ class Setting:
             return value
         if self.kind == "float":
             if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ConfigError(f"{name} must be a positive finite number, got {value!r}{quoted}")
+                raise ConfigError(f"{name} must be {self.allowed()}, got {value!r}{quoted}")
             return float(value)
         if not isinstance(value, str):
             allowed = self.allowed() if self.choices else "a string"
@@ -93,15 +94,17 @@ class Setting:
         if self.kind == "int" and (isinstance(value, bool) or not isinstance(value, int)):
             raise ConfigError(f"{name} must be a whole number, got {value!r}")
         if self.kind == "float" and (isinstance(value, bool) or not isinstance(value, (int, float))
-                                     or not math.isfinite(value) or value <= 0):
-            raise ConfigError(f"{name} must be a positive finite number, got {value!r}")
+                                     or not math.isfinite(value) or value < 0 or (value == 0 and not self.fraction)):
+            raise ConfigError(f"{name} must be {self.allowed()}, got {value!r}")
 
     def check(self, value: Any, name: str) -> None:
         """Whether a value of the right type is allowed on its own (how it fits the others is
         ``config.validate``'s)."""
         if self.choices and value not in self.choices:
             raise ConfigError(f"{name} must be {self.allowed()}, got {value!r}")
-        if self.kind == "float" and not FLOAT32_TINY <= value <= FLOAT32_MAX:
+        if self.kind == "float" and self.fraction and not value < 1:
+            raise ConfigError(f"{name} must be {self.allowed()}, got {value!r}")
+        if self.kind == "float" and not self.fraction and not FLOAT32_TINY <= value <= FLOAT32_MAX:
             raise ConfigError(f"{name} must be between {FLOAT32_TINY:.3g} and {FLOAT32_MAX:.3g} "
                               f"(training uses float32), got {value!r}")
         if self.kind != "int":
@@ -119,10 +122,10 @@ def flag_name(key: str) -> str:
 
 def setting(default: Any, help: str, *, min: int | None = None, max: int | None = None,
             choices: tuple[str, ...] = (), per_model: bool = False, grid: bool = True,
-            resumable: bool = False) -> Any:
+            resumable: bool = False, fraction: bool = False) -> Any:
     """A ``Config`` field with its rules as metadata (the name and type come from the field)."""
     rules = dict(help=help, min=min, max=max, choices=tuple(choices), per_model=per_model, grid=grid,
-                 resumable=resumable)
+                 resumable=resumable, fraction=fraction)
     return dataclasses.field(default=default, metadata={"setting": rules})
 
 
