@@ -92,8 +92,9 @@ def worker(args: list[str], env: dict) -> dict:
 
 # --- the worker: echo-rnn's trainer in this process ---------------------------------------------
 
-def run_worker(models: int, epochs: int, device: str) -> dict:
-    """Train `models` default models for `epochs` epochs; time the trainer and the compiled epoch."""
+def run_worker(models: int, epochs: int, device: str, cell: str = "rnn") -> dict:
+    """Train `models` default models (of this cell) for `epochs` epochs; time the trainer and the
+    compiled epoch."""
     import numpy as np
 
     t0 = time.perf_counter()
@@ -102,7 +103,7 @@ def run_worker(models: int, epochs: int, device: str) -> dict:
     from echo_rnn_cli.trainer import train_many
 
     import_s = time.perf_counter() - t0
-    configs = [Config(epochs=epochs, device=device, seed=s) for s in range(models)]
+    configs = [Config(epochs=epochs, device=device, seed=s, cell=cell) for s in range(models)]
     t1 = time.perf_counter()
     runs = train_many(configs)
     train_s = time.perf_counter() - t1
@@ -114,21 +115,19 @@ def run_worker(models: int, epochs: int, device: str) -> dict:
 
     # The compiled epoch alone (no data preparation, no Python between epochs), on fixed data.
     from echo_rnn_cli.data import epoch_data
-    from echo_rnn_cli.model import PARAM_NAMES, Params
-    from echo_rnn_cli.optim import OptState
     from echo_rnn_cli.steps import compiled_train_epoch
-    from echo_rnn_cli.trainer import resolve_device
+    from echo_rnn_cli.trainer import prepare_models, resolve_device
 
     with tf.device(resolve_device(device)):
-        params = Params(*[tf.constant(np.stack([r.params[n] for r in runs])) for n in PARAM_NAMES])
-        opt = OptState(tf.constant(float(runs[0].opt_state["step"])),
-                       tuple(tf.constant(np.stack([r.opt_state[f"slot1_{n}"] for r in runs])) for n in PARAM_NAMES),
-                       tuple(tf.constant(np.stack([r.opt_state[f"slot2_{n}"] for r in runs])) for n in PARAM_NAMES))
+        group = prepare_models(configs, runs, resolve_device(device))
+        params, opt = group.params, group.opt
         data = [epoch_data(c, 0) for c in configs]
         xs = tf.constant(np.stack([d[0] for d in data], 1))
         ys = tf.constant(np.stack([d[1] for d in data], 1))
         lr = tf.constant([c.learning_rate for c in configs], tf.float32)
-        fn = compiled_train_epoch(configs[0].optimizer, configs[0].num_classes, configs[0].snapshot_every)
+        c0 = configs[0]
+        fn = compiled_train_epoch(c0.optimizer, c0.num_classes, c0.snapshot_every, c0.cell, c0.num_layers,
+                                  c0.stride_steps)
         traces = fn.experimental_get_tracing_count()
         calls = []
         for _ in range(max(3, min(10, epochs))):
@@ -328,9 +327,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--models", type=int, default=1, help=argparse.SUPPRESS)
     p.add_argument("--epochs", type=int, default=10, help=argparse.SUPPRESS)
+    p.add_argument("--cell", default="rnn", help=argparse.SUPPRESS)
     opts = p.parse_args(argv)
     if opts.worker:
-        print(json.dumps(run_worker(opts.models, opts.epochs, opts.device)))
+        print(json.dumps(run_worker(opts.models, opts.epochs, opts.device, opts.cell)))
         return 0
     opts.tutorial_windows = opts.tutorial_windows or (1000 if opts.quick else 3000)
     opts.trainer_epochs = opts.trainer_epochs or (8 if opts.quick else 20)

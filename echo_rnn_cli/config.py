@@ -35,8 +35,8 @@ CELL_INITS = {"rnn": ("tutorial", "glorot", "keras"), "lstm": ("keras",), "gru":
 __all__ = ["CELLS", "CELL_INITS", "DEVICES", "FLOAT32_MAX", "FLOAT32_TINY", "GRID_KEYS", "INITS", "OPTIMIZERS",
            "PER_MODEL_KEYS",
            "RESUMABLE_CHANGES", "SETTINGS", "Config", "ConfigError", "Setting", "config_warnings",
-           "flag_name", "from_dict", "key_order", "load_toml", "parse_setting", "program_key", "resolve",
-           "validate"]
+           "flag_name", "from_dict", "key_order", "load_toml", "network_text", "parse_setting", "program_key",
+           "resolve", "validate"]
 
 
 @dataclass(frozen=True)
@@ -239,6 +239,16 @@ def from_dict(data: dict[str, Any]) -> Config:
         if key not in SETTINGS:
             raise ConfigError(f"unknown setting {key!r}")
     return validate(Config(**{k: _coerce(k, v, f"'{k}'") for k, v in data.items()}))
+
+
+def network_text(c: Config) -> str:
+    """The network beyond the tutorial's, in words for titles ('lstm · 2 layers · dropout 0.2 ·
+    stride 5'); empty for the tutorial's own (one tanh layer, no dropout, windows side by side)."""
+    parts = [c.cell] if c.cell != "rnn" else []
+    parts += [f"{c.num_layers} layers"] if c.num_layers > 1 else []
+    parts += [f"dropout {c.dropout:g}"] if c.dropout else []
+    parts += [f"stride {c.stride}"] if c.stride_steps != c.truncated_backprop_length else []
+    return " · ".join(parts)
 
 
 def config_warnings(c: Config) -> list[str]:
