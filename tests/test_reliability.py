@@ -77,6 +77,11 @@ BAD_FLAGS = [
     (["--optimizer", "lbfgs"], ["--optimizer", "'lbfgs'", "'adagrad', 'adam', 'sgd', 'rmsprop'"]),
     (["--device", "tpu"], ["--device", "'tpu'", "'auto', 'cpu', 'gpu'"]),
     (["--init", "zeros"], ["--init", "'zeros'", "'tutorial', 'glorot'"]),
+    (["--stride", "16"], ["--stride 16", "longer than the window", "1 to 15"]),
+    (["--dropout", "1"], ["--dropout", "1.0", "from 0 up to (not including) 1"]),
+    (["--dropout", "-0.1"], ["--dropout", "-0.1", "from 0 up to (not including) 1"]),
+    (["--num-layers", "0"], ["--num-layers", "0", "1 or more"]),
+    (["--cell", "lstm", "--init", "glorot"], ["--init 'glorot' does not apply to --cell 'lstm'", "auto, keras"]),
     (["--seeds", "0"], ["--seeds", "0", "1 or more"]),
     (["--seeds", str(10**30)], ["--seeds 1.00e+30", "models", "GiB", "at most"]),
     # Too big for memory: refused at once, naming the setting and the largest value that fits.
