@@ -286,9 +286,21 @@ def _read_archive(data: Any, path: Path, where: str) -> tuple[Config, dict[str, 
     values: dict[str, Any] = {k: _scalar(data, k, path) for k in _SCALARS if k not in ("format_version", "config")}
     values["versions"] = json.loads(values["versions"])
     values |= {key: _array(data, key, where) for key in _ARRAYS}
-    params = {_renamed(k[len(PARAM_PREFIX):]): data[k] for k in keys if k.startswith(PARAM_PREFIX)}
-    opt_state = {_renamed(k[len(OPT_PREFIX):]): data[k] for k in keys if k.startswith(OPT_PREFIX)}
+    params = _weights(data, keys, PARAM_PREFIX, where)
+    opt_state = _weights(data, keys, OPT_PREFIX, where)
     return config, values, params, opt_state
+
+
+def _weights(data: Any, keys: set[str], prefix: str, where: str) -> dict[str, Any]:
+    """The arrays under ``prefix``, by their names now (old names mapped, see ``_renamed``)."""
+    out: dict[str, Any] = {}
+    for key in sorted(k for k in keys if k.startswith(prefix)):
+        name = _renamed(key[len(prefix):])
+        if name in out:
+            raise RunFileError(f"{where} is not a valid run file: it holds {prefix + name!r} under its old "
+                               f"name and its new one")
+        out[name] = data[key]
+    return out
 
 
 def _renamed(key: str) -> str:
