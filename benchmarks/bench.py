@@ -126,8 +126,9 @@ def steady_state(configs: list, cap_s: float | None = None) -> dict:
             "steady_window_us": float(np.median(seconds) / configs[0].windows_per_epoch * 1e6)}
 
 
-def run_worker(models: int, epochs: int, device: str) -> dict:
-    """Train `models` default models for `epochs` epochs; time the trainer and the compiled epoch."""
+def run_worker(models: int, epochs: int, device: str, cell: str = "rnn") -> dict:
+    """Train `models` default models (of this cell) for `epochs` epochs; time the trainer and the
+    compiled epoch."""
     import numpy as np
 
     t0 = time.perf_counter()
@@ -135,27 +136,25 @@ def run_worker(models: int, epochs: int, device: str) -> dict:
     from echo_rnn_cli._tf import tf
 
     import_s = time.perf_counter() - t0
-    configs = [Config(epochs=epochs, device=device, seed=s) for s in range(models)]
+    configs = [Config(epochs=epochs, device=device, seed=s, cell=cell) for s in range(models)]
     steady = steady_state(configs)
     runs = steady["runs"]
 
     # The compiled epoch alone (no data preparation, no Python between epochs), on fixed data.
     from echo_rnn_cli.data import epoch_data
-    from echo_rnn_cli.model import PARAM_NAMES, Params
-    from echo_rnn_cli.optim import OptState
     from echo_rnn_cli.steps import compiled_train_epoch
-    from echo_rnn_cli.trainer import resolve_device
+    from echo_rnn_cli.trainer import prepare_models, resolve_device
 
     with tf.device(resolve_device(device)):
-        params = Params(*[tf.constant(np.stack([r.params[n] for r in runs])) for n in PARAM_NAMES])
-        opt = OptState(tf.constant(float(runs[0].opt_state["step"])),
-                       tuple(tf.constant(np.stack([r.opt_state[f"slot1_{n}"] for r in runs])) for n in PARAM_NAMES),
-                       tuple(tf.constant(np.stack([r.opt_state[f"slot2_{n}"] for r in runs])) for n in PARAM_NAMES))
+        group = prepare_models(configs, runs, resolve_device(device))
+        params, opt = group.params, group.opt
         data = [epoch_data(c, 0) for c in configs]
         xs = tf.constant(np.stack([d[0] for d in data], 1))
         ys = tf.constant(np.stack([d[1] for d in data], 1))
         lr = tf.constant([c.learning_rate for c in configs], tf.float32)
-        fn = compiled_train_epoch(configs[0].optimizer, configs[0].num_classes, configs[0].snapshot_every)
+        c0 = configs[0]
+        fn = compiled_train_epoch(c0.optimizer, c0.num_classes, c0.snapshot_every, c0.cell, c0.num_layers,
+                                  c0.stride_steps)
         traces = fn.experimental_get_tracing_count()
         calls = []
         for _ in range(max(3, min(10, epochs))):
@@ -395,9 +394,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--models", type=int, default=1, help=argparse.SUPPRESS)
     p.add_argument("--epochs", type=int, default=10, help=argparse.SUPPRESS)
+    p.add_argument("--cell", default="rnn", help=argparse.SUPPRESS)
     opts = p.parse_args(argv)
     if opts.worker:
-        print(json.dumps(run_worker(opts.models, opts.epochs, opts.device)))
+        print(json.dumps(run_worker(opts.models, opts.epochs, opts.device, opts.cell)))
         return 0
     opts.tutorial_windows = opts.tutorial_windows or (1000 if opts.quick else 3000)
     opts.trainer_epochs = opts.trainer_epochs or (8 if opts.quick else 20)

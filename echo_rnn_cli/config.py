@@ -26,12 +26,17 @@ from .settings import FLOAT32_MAX, FLOAT32_TINY, ConfigError, Setting, flag_name
 
 OPTIMIZERS = ("adagrad", "adam", "sgd", "rmsprop")
 DEVICES = ("auto", "cpu", "gpu")
-INITS = ("tutorial", "glorot")
+CELLS = ("rnn", "lstm", "gru")
+#: ``init`` schemes; 'auto' is each cell's own default (``CELL_INITS``'s first).
+INITS = ("auto", "tutorial", "glorot", "keras")
+#: The schemes that apply to each cell (``cells.INITS``, here without importing TensorFlow).
+CELL_INITS = {"rnn": ("tutorial", "glorot", "keras"), "lstm": ("keras",), "gru": ("keras",)}
 
-__all__ = ["DEVICES", "FLOAT32_MAX", "FLOAT32_TINY", "GRID_KEYS", "INITS", "OPTIMIZERS", "PER_MODEL_KEYS",
+__all__ = ["CELLS", "CELL_INITS", "DEVICES", "FLOAT32_MAX", "FLOAT32_TINY", "GRID_KEYS", "INITS", "OPTIMIZERS",
+           "PER_MODEL_KEYS",
            "RESUMABLE_CHANGES", "SETTINGS", "Config", "ConfigError", "Setting", "config_warnings",
-           "flag_name", "from_dict", "key_order", "load_toml", "parse_setting", "program_key", "resolve",
-           "validate"]
+           "flag_name", "from_dict", "key_order", "load_toml", "network_text", "parse_setting", "program_key",
+           "resolve", "validate"]
 
 
 @dataclass(frozen=True)
@@ -51,8 +56,16 @@ class Config:
     seed: int = setting(0, "Seeds data and initial weights", min=0, per_model=True)
     device: str = setting("auto", "auto uses a GPU when TensorFlow sees one", choices=DEVICES, resumable=True)
     snapshot_every: int = setting(100, "Windows between prediction snapshots within an epoch", min=1)
-    init: str = setting("tutorial", "Initial weights: tutorial (uniform [0,1)) or glorot (for larger states)",
+    init: str = setting("auto", "Initial weights: auto (tutorial for rnn, keras for lstm/gru), tutorial "
+                        "(uniform [0,1)), glorot (for larger states) or keras (Keras's layer defaults)",
                         choices=INITS, per_model=True)
+    # Beyond the tutorial (its next parts): these shape the compiled program, so not per model.
+    cell: str = setting("rnn", "Recurrent cell: rnn (the tutorial's tanh), lstm or gru (Keras's layers)",
+                        choices=CELLS)
+    num_layers: int = setting(1, "Stacked recurrent layers", min=1)
+    dropout: float = setting(0.0, "Dropout between layers and before the softmax layer, in training",
+                             fraction=True)
+    stride: int = setting(0, "Steps between window starts; 0: the window length (no overlap)", min=0)
     stop_at_accuracy: float = setting(0.0, "End after the first epoch whose mean training accuracy reaches this "
                                       "(every model's, with --seeds); 0: train all --epochs", max=1.0, off=0.0,
                                       resumable=True)
@@ -63,8 +76,19 @@ class Config:
         return self.total_series_length // self.batch_size
 
     @property
+    def stride_steps(self) -> int:
+        """Steps between window starts (``stride`` 0 is the window's length)."""
+        return self.stride or self.truncated_backprop_length
+
+    @property
     def windows_per_epoch(self) -> int:
-        return self.row_length // self.truncated_backprop_length
+        # Windows of T steps starting every K steps: with K == T, the tutorial's row_length // T.
+        return (self.row_length - self.truncated_backprop_length) // self.stride_steps + 1
+
+    @property
+    def init_scheme(self) -> str:
+        """The initial weights' scheme, 'auto' made the cell's own."""
+        return CELL_INITS[self.cell][0] if self.init == "auto" else self.init
 
     @property
     def input_width(self) -> int:
@@ -136,6 +160,7 @@ def validate(c: Config, names: dict[str, str] | None = None) -> Config:
             f"({c.total_series_length} steps / {c.batch_size} rows = {c.row_length}); "
             f"allowed: 1 to {c.row_length}"
         )
+    _check_cell_settings(c, d)
     if c.echo_step >= c.row_length:
         raise ConfigError(
             f"{d('echo_step')} {c.echo_step} is not shorter than a row ({c.row_length} steps); "
@@ -147,6 +172,18 @@ def validate(c: Config, names: dict[str, str] | None = None) -> Config:
 
 #: Far above any config (a few hundred bytes); a bigger "config" is a mistake, not settings.
 MAX_CONFIG_BYTES = 1 << 20
+
+
+def _check_cell_settings(c: Config, d) -> None:
+    """The settings of the cells issue that depend on others: the init scheme on the cell, the
+    stride on the window. (Called after the window was checked against the row.)"""
+    if c.init != "auto" and c.init not in CELL_INITS[c.cell]:
+        raise ConfigError(f"{d('init')} {c.init!r} does not apply to {d('cell')} {c.cell!r}; "
+                          f"allowed for {c.cell}: auto, {', '.join(CELL_INITS[c.cell])}")
+    if c.stride > c.truncated_backprop_length:
+        raise ConfigError(f"{d('stride')} {c.stride} is longer than the window ({d('truncated_backprop_length')} "
+                          f"{c.truncated_backprop_length}); allowed: 0 (the window's length) or 1 to "
+                          f"{c.truncated_backprop_length}")
 
 
 def _read_toml(p: Path) -> dict[str, Any]:
@@ -210,6 +247,16 @@ def from_dict(data: dict[str, Any]) -> Config:
         if key not in SETTINGS:
             raise ConfigError(f"unknown setting {key!r}")
     return validate(Config(**{k: _coerce(k, v, f"'{k}'") for k, v in data.items()}))
+
+
+def network_text(c: Config) -> str:
+    """The network beyond the tutorial's, in words for titles ('lstm · 2 layers · dropout 0.2 ·
+    stride 5'); empty for the tutorial's own (one tanh layer, no dropout, windows side by side)."""
+    parts = [c.cell] if c.cell != "rnn" else []
+    parts += [f"{c.num_layers} layers"] if c.num_layers > 1 else []
+    parts += [f"dropout {c.dropout:g}"] if c.dropout else []
+    parts += [f"stride {c.stride}"] if c.stride_steps != c.truncated_backprop_length else []
+    return " · ".join(parts)
 
 
 def config_warnings(c: Config) -> list[str]:

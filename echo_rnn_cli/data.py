@@ -13,7 +13,7 @@ import numpy as np
 if TYPE_CHECKING:  # only a type here: config may then import from this module without a cycle
     from .config import Config
 
-INIT_STREAM, TRAIN_STREAM, EVAL_STREAM = 0, 1, 2
+INIT_STREAM, TRAIN_STREAM, EVAL_STREAM, DROPOUT_STREAM = 0, 1, 2, 3
 
 
 def input_width(num_classes: int) -> int:
@@ -42,27 +42,46 @@ def to_rows(series: np.ndarray, batch_size: int) -> np.ndarray:
     return series[: row * batch_size].reshape(batch_size, row)
 
 
-def to_windows(rows: np.ndarray, steps: int) -> np.ndarray:
-    """[B, R] -> [W, B, T]: windows of T steps slid along the rows, a short tail dropped."""
+def to_windows(rows: np.ndarray, steps: int, stride: int | None = None) -> np.ndarray:
+    """[B, R] -> [W, B, T]: windows of T steps starting every ``stride`` steps (default T: side by
+    side) along the rows, (R - T) // stride + 1 of them, a short tail dropped."""
     batch, row = rows.shape
-    n = row // steps
-    return np.ascontiguousarray(rows[:, : n * steps].reshape(batch, n, steps).transpose(1, 0, 2))
+    stride = stride or steps
+    if stride == steps:
+        n = row // steps
+        return np.ascontiguousarray(rows[:, : n * steps].reshape(batch, n, steps).transpose(1, 0, 2))
+    starts = np.arange(0, row - steps + 1, stride)
+    return np.ascontiguousarray(rows[:, starts[:, None] + np.arange(steps)].transpose(1, 0, 2))
 
 
-def windows_for(c: Config, rng: np.random.Generator):
+def windows_for(c: Config, rng: np.random.Generator, stride: int | None = None):
     """One series drawn from rng, as windows: (xs, ys), each [W, B, T] int32."""
     x, y = echo_series(rng, c.total_series_length, c.echo_step, c.num_classes)
     t = c.truncated_backprop_length
-    return to_windows(to_rows(x, c.batch_size), t), to_windows(to_rows(y, c.batch_size), t)
+    return to_windows(to_rows(x, c.batch_size), t, stride), to_windows(to_rows(y, c.batch_size), t, stride)
 
 
 def epoch_data(c: Config, epoch: int):
-    """The fresh training series of one epoch (the tutorial draws new data every epoch)."""
-    return windows_for(c, rng_for(c.seed, TRAIN_STREAM, epoch))
+    """The fresh training series of one epoch (the tutorial draws new data every epoch), in windows
+    ``c.stride_steps`` apart."""
+    return windows_for(c, rng_for(c.seed, TRAIN_STREAM, epoch), c.stride_steps)
+
+
+def dropout_masks(c: Config, epoch: int) -> np.ndarray | None:
+    """[W, L, B, T, S] float32 inverted-dropout multipliers of one epoch's training windows (0, or
+    1 / (1 - p) for the units kept), from the seed and the epoch alone, so that a resumed run and a
+    model trained among others draw the same ones; None without dropout."""
+    if c.dropout == 0:
+        return None
+    rng = rng_for(c.seed, DROPOUT_STREAM, epoch)
+    shape = (c.windows_per_epoch, c.num_layers, c.batch_size, c.truncated_backprop_length, c.state_size)
+    keep = rng.random(shape, dtype=np.float32) >= np.float32(c.dropout)
+    return keep.astype(np.float32) * np.float32(1.0 / (1.0 - c.dropout))
 
 
 def eval_data(c: Config):
-    """A held-out series from its own random stream, never used for training."""
+    """A held-out series from its own random stream, never used for training (windows side by
+    side, whatever the training's stride)."""
     return windows_for(c, rng_for(c.seed, EVAL_STREAM))
 
 

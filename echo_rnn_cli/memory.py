@@ -24,6 +24,10 @@ class Config(Protocol):
     num_classes: int
     batch_size: int
     snapshot_every: int
+    cell: str
+    num_layers: int
+    dropout: float
+    stride: int
 
     @property
     def input_width(self) -> int: ...
@@ -34,28 +38,43 @@ class Config(Protocol):
 SERIES_BYTES_PER_SYMBOL = 64
 
 #: The settings that drive each part, for naming the one to reduce.
-_PART_KEYS = {"weights": ("state_size", "num_classes"), "window": ("truncated_backprop_length", "batch_size"),
-              "series": ("total_series_length",), "trace": ("epochs", "total_series_length")}
+_PART_KEYS = {"weights": ("state_size", "num_classes", "num_layers"),
+              "window": ("truncated_backprop_length", "batch_size", "num_layers"),
+              "series": ("total_series_length",), "trace": ("epochs", "total_series_length"),
+              "masks": ("total_series_length", "state_size", "num_layers")}
+#: Blocks of state_size columns per layer (``cells.GATES``, here without importing TensorFlow).
+_GATES = {"rnn": 1, "lstm": 4, "gru": 3}
+
+
+def _windows(c: Config) -> int:
+    """Training windows per epoch (``Config.windows_per_epoch``, for any config the search tries)."""
+    row, steps = c.total_series_length // c.batch_size, c.truncated_backprop_length
+    return (row - steps) // (c.stride or steps) + 1 if row >= steps else 0
 
 
 def _memory_parts(c: Config) -> dict[str, int]:
     """A rough upper bound of what one model of this config holds at once, by the setting that
     drives each part (all Python ints: no overflow, however absurd the sizes)."""
-    width = c.input_width + c.state_size
-    # Weights, both optimizer slots and the gradients.
-    weights = (width * c.state_size + c.state_size * (c.num_classes + 1) + c.num_classes) * 4 * 4
-    # One window's states, their derivatives, logits and probabilities inside the compiled program,
-    # and a step's broadcast state-by-weights product, in case it is not fused away.
-    window = c.batch_size * c.truncated_backprop_length * (c.state_size * 8 + c.num_classes * 6) * 4
-    weights += 2 * c.batch_size * c.state_size * (c.state_size + c.num_classes) * 4
-    series = c.total_series_length * SERIES_BYTES_PER_SYMBOL
-    windows = c.total_series_length // c.batch_size // c.truncated_backprop_length
+    g, s, layers = _GATES.get(c.cell, 4), c.state_size, c.num_layers
+    # Weights (a GRU's two biases counted), both optimizer slots and the gradients.
+    per_layer = (s + s + 2) * g * s
+    weights = ((c.input_width - s) * g * s + layers * per_layer + s * (c.num_classes + 1) + c.num_classes) * 4 * 4
+    # One window's states and gates, their derivatives, logits and probabilities inside the compiled
+    # program, and a step's broadcast state-by-weights product, in case it is not fused away.
+    window = c.batch_size * c.truncated_backprop_length * (s * 8 * g * layers + c.num_classes * 6) * 4
+    weights += 2 * c.batch_size * s * (g * s * layers + c.num_classes) * 4
+    windows = _windows(c)
+    # Overlapping windows (a stride below the window's length) copy each symbol T / K times.
+    series = c.total_series_length * SERIES_BYTES_PER_SYMBOL * c.truncated_backprop_length // (
+        c.stride or c.truncated_backprop_length)
+    # An epoch's dropout masks: drawn, kept as float32 and stacked for the compiled program.
+    masks = 3 * windows * layers * c.batch_size * c.truncated_backprop_length * s * 4 if c.dropout else 0
     n_snap = -(-windows // c.snapshot_every) if windows else 0
     per_snapshot = c.batch_size * c.truncated_backprop_length * (c.num_classes + 2) * 4
     # Kept for the whole run, and concatenated once at the end (twice the size for a moment):
     # each window's loss, accuracy and epoch, the snapshots, and a little bookkeeping per epoch.
     trace = 2 * c.epochs * (windows * 12 + n_snap * per_snapshot + 1024)
-    return {"weights": weights, "window": window, "series": series, "trace": trace}
+    return {"weights": weights, "window": window, "series": series, "trace": trace, "masks": masks}
 
 
 def memory_bytes(c: Config) -> int:

@@ -23,9 +23,9 @@ from typing import Any
 import numpy as np
 
 from .config import Config, ConfigError, from_dict
-from .data import input_width
 from .files import atomic_write
 from .guards import GuardError
+from .inference import LEGACY_NAMES, weight_shapes
 from .safe_npz import NpzError, parse_config_json, read_npz
 
 FORMAT_VERSION = 2
@@ -317,9 +317,8 @@ def _scalar(data: Any, key: str, path: Path) -> Any:
 
 
 def _weight_shapes(c: Config) -> dict[str, tuple[int, ...]]:
-    """The shape of every param_* and opt_* array a run of this config holds (model.py's layout)."""
-    i, s, n = input_width(c.num_classes), c.state_size, c.num_classes
-    params = {"Wx": (i, s), "Ws": (s, s), "b": (s,), "W2": (s, n), "b2": (n,)}
+    """The shape of every param_* and opt_* array a run of this config holds (cells.py's layout)."""
+    params = weight_shapes(cell=c.cell, num_layers=c.num_layers, num_classes=c.num_classes, state_size=c.state_size)
     opt = {"step": ()} | {f"slot{k}_{name}": shape for k in (1, 2) for name, shape in params.items()}
     return {PARAM_PREFIX + k: v for k, v in params.items()} | {OPT_PREFIX + k: v for k, v in opt.items()}
 
@@ -421,9 +420,29 @@ def _read_archive(data: dict[str, np.ndarray], path: Path, where: str) -> tuple[
     values: dict[str, Any] = {k: _scalar(data, k, path) for k in _SCALARS if k not in ("format_version", "config")}
     values["versions"] = _json_object(data, "versions", path, "versions", where)
     values |= {key: _array(data, key, where) for key in _ARRAYS if key in keys}
-    params = {k[len(PARAM_PREFIX):]: data[k] for k in keys if k.startswith(PARAM_PREFIX)}
-    opt_state = {k[len(OPT_PREFIX):]: data[k] for k in keys if k.startswith(OPT_PREFIX)}
+    params = _weights(data, keys, PARAM_PREFIX, where)
+    opt_state = _weights(data, keys, OPT_PREFIX, where)
     return config, values, params, opt_state
+
+
+def _weights(data: Any, keys: set[str], prefix: str, where: str) -> dict[str, Any]:
+    """The arrays under ``prefix``, by their names now (old names mapped, see ``_renamed``)."""
+    out: dict[str, Any] = {}
+    for key in sorted(k for k in keys if k.startswith(prefix)):
+        name = _renamed(key[len(prefix):])
+        if name in out:
+            raise RunFileError(f"{where} is not a valid run file: it holds {prefix + name!r} under its old "
+                               f"name and its new one")
+        out[name] = data[key]
+    return out
+
+
+def _renamed(key: str) -> str:
+    """A weight's (or its optimizer slot's) name in files written before LSTM/GRU and layers
+    (``Wx``, ``slot1_Ws``, ...) as it is named now (``kernel_0``, ``slot1_recurrent_0``, ...)."""
+    slot, _, name = key.partition("_") if key.startswith("slot") else ("", "", key)
+    name = LEGACY_NAMES.get(name, name)
+    return f"{slot}_{name}" if slot else name
 
 
 #: Format 2's per-epoch means; a format-1 file has every window, so its means follow from them.

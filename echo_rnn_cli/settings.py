@@ -23,9 +23,10 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class Setting:
-    """One setting. ``kind`` is ``int``, ``float`` (always a positive finite float32, at most
-    ``max`` if given) or ``str`` (one of ``choices``, compared in lower case). ``off``: a value
-    outside those rules that is allowed too and means the setting does nothing (a float's 0)."""
+    """One setting. ``kind`` is ``int``, ``float`` (a positive finite float32, at most ``max`` if
+    given; or with ``fraction`` a number in [0, 1)) or ``str`` (one of ``choices``, compared in
+    lower case). ``off``: a value outside those rules that is allowed too and means the setting
+    does nothing (a float's 0)."""
 
     name: str
     kind: str
@@ -38,6 +39,7 @@ class Setting:
     grid: bool = True         # may vary in a sweep's --grid
     resumable: bool = False   # may change when a run is resumed (it changes neither the model nor its trace)
     off: Any = None           # the value that turns the setting off, allowed besides the rules above
+    fraction: bool = False    # a float in [0, 1) (a probability that must leave something), not a positive one
 
     @property
     def flag(self) -> str:
@@ -48,6 +50,8 @@ class Setting:
         if self.choices:
             return f"one of {', '.join(self.choices)}"
         if self.kind == "float":
+            if self.fraction:
+                return "a number from 0 up to (not including) 1"
             off = "" if self.off is None else f", or {self.off:g} (off)"
             within = "a positive finite number" if self.max is None else f"a number above 0 and at most {self.max:g}"
             return within + off
@@ -97,7 +101,8 @@ class Setting:
         if self.kind == "int" and (isinstance(value, bool) or not isinstance(value, int)):
             raise ConfigError(f"{name} must be a whole number, got {value!r}")
         if self.kind == "float" and (isinstance(value, bool) or not isinstance(value, (int, float))
-                                     or not math.isfinite(value) or (value <= 0 and value != self.off)):
+                                     or not math.isfinite(value) or value < 0
+                                     or (value == 0 and not self.fraction and value != self.off)):
             raise ConfigError(f"{name} must be {self.allowed()}, got {value!r}")
 
     def check(self, value: Any, name: str) -> None:
@@ -107,9 +112,11 @@ class Setting:
             raise ConfigError(f"{name} must be {self.allowed()}, got {value!r}")
         if self.off is not None and value == self.off:
             return
+        if self.kind == "float" and self.fraction and not value < 1:
+            raise ConfigError(f"{name} must be {self.allowed()}, got {value!r}")
         if self.kind == "float" and self.max is not None and value > self.max:
             raise ConfigError(f"{name} must be {self.allowed()}, got {value!r}")
-        if self.kind == "float" and not FLOAT32_TINY <= value <= FLOAT32_MAX:
+        if self.kind == "float" and not self.fraction and not FLOAT32_TINY <= value <= FLOAT32_MAX:
             raise ConfigError(f"{name} must be between {FLOAT32_TINY:.3g} and {FLOAT32_MAX:.3g} "
                               f"(training uses float32), got {value!r}")
         if self.kind != "int":
@@ -127,10 +134,10 @@ def flag_name(key: str) -> str:
 
 def setting(default: Any, help: str, *, min: int | None = None, max: int | float | None = None,
             choices: tuple[str, ...] = (), per_model: bool = False, grid: bool = True,
-            resumable: bool = False, off: Any = None) -> Any:
+            resumable: bool = False, off: Any = None, fraction: bool = False) -> Any:
     """A ``Config`` field with its rules as metadata (the name and type come from the field)."""
     rules = dict(help=help, min=min, max=max, choices=tuple(choices), per_model=per_model, grid=grid,
-                 resumable=resumable, off=off)
+                 resumable=resumable, off=off, fraction=fraction)
     return dataclasses.field(default=default, metadata={"setting": rules})
 
 

@@ -6,9 +6,10 @@ Compiled functions are cached per static setting, so runs of the same shapes in 
 sweeps, resumed runs) trace and compile once; ``_tf`` also keeps XLA's compiled programs on disk
 across processes.
 
-Inside, every tensor has the model axis last (see ``model``), and the weights and optimizer slots
-travel through the loop as one flat [P, M] block each: the update of all weights is then one fused
-loop instead of one per weight.
+Inside, every tensor has the model axis last (see ``model``), and the weights (a dict in
+``cells.weight_names`` order, any cell and number of layers) and optimizer slots travel through the
+loop as one flat [P, M] block each: the update of all weights is then one fused loop instead of one
+per weight.
 
 One model runs as two and three as four, the extra ones copies of the first. With a model axis
 of length 1 XLA compiles a program of another form (it drops the axis, fuses and vectorises
@@ -28,10 +29,7 @@ import threading
 from . import xla_cache
 from ._tf import tf
 from .model import (
-    Params,
-    forward_ml,
     log_softmax_ml,
-    loss_and_grads_ml,
     models_first,
     models_last,
     sum_leading,
@@ -112,33 +110,49 @@ class _Flat:
         return [tf.reshape(p, s) for p, s in zip(parts, self.shapes, strict=True)]
 
 
+def _padded_weights(params: dict, pad: int) -> dict:
+    return {n: _pad(p, pad) for n, p in params.items()}
+
+
+def _padded_opt(opt: OptState, pad: int) -> OptState:
+    return OptState(opt.step, tuple(_pad(s, pad) for s in opt.slot1), tuple(_pad(s, pad) for s in opt.slot2))
+
+
 @functools.cache
-def compiled_train_epoch(optimizer: str, num_classes: int, snapshot_every: int):
-    """A compiled epoch for these static settings (shapes are traced once per distinct shape)."""
+def compiled_train_epoch(optimizer: str, num_classes: int, snapshot_every: int, cell: str = "rnn",
+                         num_layers: int = 1, stride: int = 0):
+    """A compiled epoch for these static settings (shapes are traced once per distinct shape).
+
+    ``stride`` 0 is the window's length. The weights are a dict in ``cells.weight_names`` order;
+    ``masks`` (with dropout only, else None) [W, M, L, B, T, S] multiply each layer's output."""
+    from . import cells
 
     @tf.function(jit_compile=True, reduce_retracing=False, autograph=False)
-    def train_epoch(params: Params, opt: OptState, xs, ys, lr):
+    def train_epoch(params: dict, opt: OptState, xs, ys, lr, masks=None):
         # xs, ys: [W, M, B, T] int32, every window of the epoch; lr: [M].
         keep = xs.shape[1]
         pad = PADDED_MODELS.get(keep, keep) - keep
-        params = Params(*(_pad(p, pad) for p in params))
-        opt = OptState(opt.step, tuple(_pad(s, pad) for s in opt.slot1), tuple(_pad(s, pad) for s in opt.slot2))
+        params, opt = _padded_weights(params, pad), _padded_opt(opt, pad)
         xs, ys, lr = _pad(xs, pad, 1), _pad(ys, pad, 1), _pad(lr, pad)
         n_windows, models, batch, steps = xs.shape
         n_snap = -(-n_windows // snapshot_every)
-        weights = [models_last(p) for p in params]
-        flat = _Flat([w.shape for w in weights])
+        names = cells.weight_names(cell, num_layers)  # not the dict's order: tf.nest sorts the keys
+        flat = _Flat([models_last(params[n]).shape for n in names])
         xs_ml = tf.transpose(xs, [0, 2, 3, 1])
         ys_ml = tf.transpose(ys, [0, 2, 3, 1])
-        state = tf.zeros([batch, params.Ws.shape[-1], models], tf.float32)
+        if masks is not None:  # [W, M, L, B, T, S] -> [W, L, B, T, S, M]
+            masks = tf.transpose(_pad(masks, pad, 1), [0, 2, 3, 4, 5, 1])
+        state = cells.zero_state(cell, num_layers, batch, params["recurrent_0"].shape[1], models)
         stats = tf.TensorArray(tf.float32, size=n_windows)  # per window: [loss, accuracy] x M
         # One extra slot takes the writes of windows that are not snapshots, so no branch is needed.
         snaps = tf.zeros([n_snap + 1, batch, steps, num_classes, models], tf.float32)
 
         def body(i, w, count, slot1, slot2, state, stats, snaps):
-            p = Params(*flat.unpack(w))
-            loss, acc, probs, state, grads = loss_and_grads_ml(p, xs_ml[i], ys_ml[i], state, num_classes)
-            (w,), new = apply_updates(optimizer, (w,), (flat.pack(grads),),
+            weights = dict(zip(names, flat.unpack(w), strict=True))
+            loss, acc, probs, state, grads = cells.window_loss_and_grads(
+                weights, xs_ml[i], ys_ml[i], state, cell=cell, num_layers=num_layers, num_classes=num_classes,
+                stride=stride or steps, masks=None if masks is None else tf.unstack(masks[i]))
+            (w,), new = apply_updates(optimizer, (w,), (flat.pack([grads[n] for n in names]),),
                                       OptState(count, (slot1,), (slot2,)), lr, models_last=True)
             slot = tf.where(i % snapshot_every == 0, i // snapshot_every, n_snap)
             snaps = tf.tensor_scatter_nd_update(snaps, [[slot]], probs[None])
@@ -149,45 +163,48 @@ def compiled_train_epoch(optimizer: str, num_classes: int, snapshot_every: int):
         _, w, count, slot1, slot2, _, stats, snaps = tf.while_loop(
             lambda i, *_: i < n_windows,
             body,
-            (tf.constant(0), flat.pack(weights), opt.step, packed(opt.slot1), packed(opt.slot2),
+            (tf.constant(0), packed([params[n] for n in names]), opt.step, packed(opt.slot1), packed(opt.slot2),
              state, stats, snaps),
             maximum_iterations=n_windows,
         )
         unpacked = lambda f: tuple(models_first(t)[:keep] for t in flat.unpack(f))  # noqa: E731
         stats = stats.stack()[:, :, :keep]
-        return (Params(*unpacked(w)), OptState(count, unpacked(slot1), unpacked(slot2)),
+        return (dict(zip(names, unpacked(w), strict=True)), OptState(count, unpacked(slot1), unpacked(slot2)),
                 stats[:, 0], stats[:, 1], tf.transpose(snaps[:n_snap, ..., :keep], [0, 4, 1, 2, 3]))
 
     return _Published(train_epoch)
 
 
 @functools.cache
-def compiled_evaluate(num_classes: int):
+def compiled_evaluate(num_classes: int, cell: str = "rnn", num_layers: int = 1):
+    from . import cells
+
     @tf.function(jit_compile=True, reduce_retracing=False, autograph=False)
-    def evaluate(params: Params, xs, ys, weights):
-        """Held-out loss and accuracy: the state carried across all windows, no updates.
+    def evaluate(params: dict, xs, ys, weights):
+        """Held-out loss and accuracy: the state carried across all windows, no updates, no dropout.
 
         weights [W, M, B, T] float32 is 0 where a target must not count (the series' first
         echo_step targets, zero by construction)."""
         keep = xs.shape[1]
         pad = PADDED_MODELS.get(keep, keep) - keep
-        params = Params(*(_pad(p, pad) for p in params))
+        params = _padded_weights(params, pad)
         xs, ys, weights = _pad(xs, pad, 1), _pad(ys, pad, 1), _pad(weights, pad, 1)
         n_windows, models, batch, _ = xs.shape
-        p = Params(*map(models_last, params))
+        p = {n: models_last(w) for n, w in params.items()}
         xs, ys, weights = (tf.transpose(a, [0, 2, 3, 1]) for a in (xs, ys, weights))
-        state = tf.zeros([batch, params.Ws.shape[-1], models], tf.float32)
+        state = cells.zero_state(cell, num_layers, batch, p["recurrent_0"].shape[0], models)
         zero = tf.zeros([models], tf.float32)
 
         def body(i, state, loss_sum, hit_sum):
             # Not unrolled: evaluation runs once per training, so a small program that compiles
             # fast beats the fastest one.
-            _, h, logits = forward_ml(p, xs[i], state, num_classes, unroll=False)
+            _, logits, state = cells.window_forward(p, xs[i], state, cell=cell, num_layers=num_layers,
+                                                    num_classes=num_classes, unroll=False)
             onehot = tf.one_hot(ys[i], num_classes, axis=2, dtype=tf.float32)
             ce = -sum_leading(tf.transpose(onehot * log_softmax_ml(logits), [2, 0, 1, 3]))
             hit = tf.cast(tf.equal(tf.argmax(logits, 2, output_type=ys.dtype), ys[i]), tf.float32)
             w = weights[i]
-            return (i + 1, h[:, -1], loss_sum + sum_rows_steps(ce * w), hit_sum + sum_rows_steps(hit * w))
+            return (i + 1, state, loss_sum + sum_rows_steps(ce * w), hit_sum + sum_rows_steps(hit * w))
 
         _, _, loss_sum, hit_sum = tf.while_loop(
             lambda i, *_: i < n_windows, body, (tf.constant(0), state, zero, zero),

@@ -24,13 +24,14 @@ import numpy as np
 
 from ._version import __version__
 from .config import PER_MODEL_KEYS, RESUMABLE_CHANGES, Config, ConfigError, config_warnings, program_key
-from .data import INIT_STREAM, epoch_data, eval_data, eval_weights, rng_for
+from .data import INIT_STREAM, dropout_masks, epoch_data, eval_data, eval_weights, rng_for
 from .runs import Run
 
 if TYPE_CHECKING:  # TensorFlow is imported when training starts, not with this module
     from ._tf import tf
-    from .model import Params
     from .optim import OptState
+
+    Params = dict[str, tf.Tensor]  # the weights by ``cells.weight_names``, stacked [M, ...]
 
 
 class DeviceError(RuntimeError):
@@ -193,12 +194,11 @@ class Group:
     def final_weights(self) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """The weights and optimizer state as a run file holds them, still stacked [M, ...]
         (the step count, shared by all models, is a scalar)."""
-        from .model import PARAM_NAMES
-
-        params = {n: getattr(self.params, n).numpy() for n in PARAM_NAMES}
+        names = list(self.params)
+        params = {n: w.numpy() for n, w in self.params.items()}
         opt = {"step": self.opt.step.numpy()}
-        opt |= {f"slot1_{n}": s.numpy() for n, s in zip(PARAM_NAMES, self.opt.slot1, strict=True)}
-        opt |= {f"slot2_{n}": s.numpy() for n, s in zip(PARAM_NAMES, self.opt.slot2, strict=True)}
+        opt |= {f"slot1_{n}": s.numpy() for n, s in zip(names, self.opt.slot1, strict=True)}
+        opt |= {f"slot2_{n}": s.numpy() for n, s in zip(names, self.opt.slot2, strict=True)}
         return params, opt
 
 
@@ -207,10 +207,11 @@ def prepare_models(configs: Sequence[Config], resumes: Sequence[Run] | None = No
     """Every model's starting weights and optimizer slots, fresh from its seed or taken from the run
     it resumes, stacked models-first on the device."""
     from ._tf import tf
-    from .model import PARAM_NAMES, Params
+    from .cells import weight_names
     from .optim import OptState
 
     configs = list(configs)
+    names = weight_names(configs[0].cell, configs[0].num_layers)
     if resumes is None:
         weights, slots = fresh_weights(configs)
         first_epoch = 0
@@ -224,23 +225,24 @@ def prepare_models(configs: Sequence[Config], resumes: Sequence[Run] | None = No
         return tf.constant(np.stack([np.asarray(d[key], np.float32) for d in dicts]))
 
     with tf.device(device):
-        params = Params(*[stacked(weights, n) for n in PARAM_NAMES])
+        params = {n: stacked(weights, n) for n in names}
         opt = OptState(tf.constant(float(slots[0]["step"]), tf.float32),
-                       tuple(stacked(slots, f"slot1_{n}") for n in PARAM_NAMES),
-                       tuple(stacked(slots, f"slot2_{n}") for n in PARAM_NAMES))
+                       tuple(stacked(slots, f"slot1_{n}") for n in names),
+                       tuple(stacked(slots, f"slot2_{n}") for n in names))
         lr = tf.constant([c.learning_rate for c in configs], tf.float32)
     return Group(configs, device, params, opt, lr, first_epoch)
 
 
 def fresh_weights(configs: Sequence[Config]) -> tuple[list[dict], list[dict]]:
     """Each model's initial weights (from its seed) and optimizer slots (the optimizer's start values)."""
-    from .model import PARAM_NAMES, init_params
+    from .cells import init_weights
     from .optim import initial_slot_values
 
-    weights = [init_params(rng_for(c.seed, INIT_STREAM), c.state_size, c.num_classes, c.init) for c in configs]
+    weights = [init_weights(rng_for(c.seed, INIT_STREAM), c.cell, c.num_layers, c.state_size, c.num_classes,
+                            c.init_scheme) for c in configs]
     s1, s2 = initial_slot_values(configs[0].optimizer)
-    slots = [{f"slot1_{n}": np.full_like(p[n], s1) for n in PARAM_NAMES}
-             | {f"slot2_{n}": np.full_like(p[n], s2) for n in PARAM_NAMES}
+    slots = [{f"slot1_{n}": np.full_like(w, s1) for n, w in p.items()}
+             | {f"slot2_{n}": np.full_like(w, s2) for n, w in p.items()}
              | {"step": np.float32(0)} for p in weights]
     return weights, slots
 
@@ -265,12 +267,14 @@ def run_epoch(group: Group, epoch: int, evaluation: Evaluation | None = None) ->
     from .steps import compiled_train_epoch
 
     c0 = group.configs[0]
-    train_epoch = compiled_train_epoch(c0.optimizer, c0.num_classes, c0.snapshot_every)
+    train_epoch = compiled_train_epoch(c0.optimizer, c0.num_classes, c0.snapshot_every, c0.cell, c0.num_layers,
+                                       c0.stride_steps)
     t0 = time.perf_counter()
     batches = [epoch_data(c, epoch) for c in group.configs]
     xs = tf.constant(np.stack([b[0] for b in batches], axis=1))
     ys = tf.constant(np.stack([b[1] for b in batches], axis=1))
-    group.params, group.opt, losses, accs, probs = train_epoch(group.params, group.opt, xs, ys, group.lr)
+    masks = None if c0.dropout == 0 else tf.constant(np.stack([dropout_masks(c, epoch) for c in group.configs], 1))
+    group.params, group.opt, losses, accs, probs = train_epoch(group.params, group.opt, xs, ys, group.lr, masks)
     if evaluation is not None and epoch + 1 < c0.epochs:
         evaluation.compile_ahead(group.params)
     losses, accs, probs = losses.numpy(), accs.numpy(), probs.numpy()
@@ -314,7 +318,8 @@ class Evaluation:
         from .steps import compiled_evaluate
 
         self.configs, self.device = list(configs), device
-        self.fn = compiled_evaluate(self.configs[0].num_classes)
+        c0 = self.configs[0]
+        self.fn = compiled_evaluate(c0.num_classes, c0.cell, c0.num_layers)
         self._inputs = None
         self._warmup = None
 

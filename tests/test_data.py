@@ -82,4 +82,4 @@ def test_input_width_is_one_rule_for_the_network_and_the_run_file():
     assert [input_width(c) for c in (2, 3, 7)] == [1, 3, 7]
     assert model.input_width is input_width
     c = Config(num_classes=5, state_size=6)
-    assert model.init_params(rng_for(0, 0), 6, 5)["Wx"].shape == runs._weight_shapes(c)["param_Wx"] == (5, 6)
+    assert model.init_params(rng_for(0, 0), 6, 5)["Wx"].shape == runs._weight_shapes(c)["param_kernel_0"] == (5, 6)

@@ -77,6 +77,11 @@ BAD_FLAGS = [
     (["--optimizer", "lbfgs"], ["--optimizer", "'lbfgs'", "'adagrad', 'adam', 'sgd', 'rmsprop'"]),
     (["--device", "tpu"], ["--device", "'tpu'", "'auto', 'cpu', 'gpu'"]),
     (["--init", "zeros"], ["--init", "'zeros'", "'tutorial', 'glorot'"]),
+    (["--stride", "16"], ["--stride 16", "longer than the window", "1 to 15"]),
+    (["--dropout", "1"], ["--dropout", "1.0", "from 0 up to (not including) 1"]),
+    (["--dropout", "-0.1"], ["--dropout", "-0.1", "from 0 up to (not including) 1"]),
+    (["--num-layers", "0"], ["--num-layers", "0", "1 or more"]),
+    (["--cell", "lstm", "--init", "glorot"], ["--init 'glorot' does not apply to --cell 'lstm'", "auto, keras"]),
     (["--seeds", "0"], ["--seeds", "0", "1 or more"]),
     (["--seeds", str(10**30)], ["--seeds 1.00e+30", "models", "GiB", "at most"]),
     # Too big for memory: refused at once, naming the setting and the largest value that fits.
@@ -335,7 +340,8 @@ def broken_files(good: bytes) -> dict[str, tuple[bytes, str]]:
         "missing-key": (edited(loss=None), "missing loss"),
         "bad-config": (edited(config=np.str_('{"epochs": 0}')), "invalid config"),
         "text-where-numbers": (edited(loss=np.array(["a", "b"])), "not numbers"),
-        "wrong-weights": (edited(param_Ws=np.zeros((3, 3), np.float32)), "param_Ws"),
+        "wrong-weights": (edited(param_recurrent_0=np.zeros((3, 3), np.float32)), "param_recurrent_0"),
+        "old-and-new-names": (edited(param_Ws=np.zeros((4, 4), np.float32)), "under its old name and its new"),
         "wrong-snapshots": (edited(snapshot_probs=np.zeros((2, 5, 15, 7), np.float32)), "snapshot_probs"),
         "bad-status": (edited(status=np.str_("finished")), "unknown status"),
         "epochs-vs-trace": (edited(epochs_completed=np.int64(1)), "training windows recorded"),
@@ -344,7 +350,7 @@ def broken_files(good: bytes) -> dict[str, tuple[bytes, str]]:
 
 BROKEN = ["empty", "truncated", "truncated-tail", "random-bytes", "text", "foreign-npz", "plain-zip",
           "corrupt-byte", "pickled-object", "newer-format", "missing-key", "bad-config", "text-where-numbers",
-          "wrong-weights", "wrong-snapshots", "bad-status", "epochs-vs-trace"]
+          "wrong-weights", "old-and-new-names", "wrong-snapshots", "bad-status", "epochs-vs-trace"]
 
 
 @pytest.mark.parametrize("name", BROKEN)

@@ -119,7 +119,8 @@ def test_key_order_puts_the_seed_last():
 @pytest.mark.parametrize("key, value, message", [
     ("learning_rate", "0.3", "must be a positive finite number, got '0.3' (a string: write the number without "
                              "quotes)"),
-    ("init", 3, "must be one of tutorial, glorot, got 3"),
+    ("init", 3, "must be one of auto, tutorial, glorot, keras, got 3"),
+    ("dropout", "0.5", "must be a number from 0 up to (not including) 1, got '0.5' (a string"),
     ("seed", 1.0, "must be a whole number, got 1.0"),
 ])
 def test_types_are_checked_by_the_table(key, value, message):

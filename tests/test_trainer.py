@@ -37,7 +37,7 @@ def test_train_small_run_record(small_config):
     assert 0 <= run.eval_accuracy <= 1 and np.isfinite(run.eval_loss)
     assert [r.epoch for r in reports] == [1, 2]
     assert run.device.endswith("CPU:0")
-    assert set(run.params) == {"Wx", "Ws", "b", "W2", "b2"}
+    assert set(run.params) == {"kernel_0", "recurrent_0", "bias_0", "W2", "b2"}
     assert run.versions["tensorflow"]
 
 
@@ -139,11 +139,12 @@ def test_no_configs_is_a_programming_error():
 def test_prepare_models_fresh_from_each_seed(small_config):
     configs = [small_config.replace(seed=s, learning_rate=lr) for s, lr in ((0, 0.3), (4, 0.1))]
     group = prepare_models(configs)
-    assert group.first_epoch == 0 and group.params.Wx.shape == (2, 1, 4)
+    assert group.first_epoch == 0 and group.params["kernel_0"].shape == (2, 1, 4)
+    renamed = {"Wx": "kernel_0", "Ws": "recurrent_0", "b": "bias_0", "W2": "W2", "b2": "b2"}
     for m, c in enumerate(configs):
-        want = init_params(rng_for(c.seed, INIT_STREAM), c.state_size, c.num_classes, c.init)
+        want = init_params(rng_for(c.seed, INIT_STREAM), c.state_size, c.num_classes, c.init_scheme)
         for name, value in want.items():
-            np.testing.assert_array_equal(getattr(group.params, name)[m].numpy(), value, err_msg=name)
+            np.testing.assert_array_equal(group.params[renamed[name]][m].numpy(), value, err_msg=name)
     np.testing.assert_allclose(group.lr.numpy(), [0.3, 0.1])
     assert float(group.opt.step) == 0.0
     assert all((s.numpy() == 0.1).all() for s in group.opt.slot1)  # Adagrad's initial accumulator

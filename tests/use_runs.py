@@ -12,7 +12,7 @@ from echo_rnn_cli.inference import weight_shapes
 
 @functools.lru_cache(maxsize=1)
 def trained_rnn_run():
-    """A small rnn run really trained (2 epochs of 1500 symbols, seed 0): weights under the old names."""
+    """A small rnn run really trained (2 epochs of 1500 symbols, seed 0)."""
     from echo_rnn_cli import train
 
     return train(Config(epochs=2, total_series_length=1500))

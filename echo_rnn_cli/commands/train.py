@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from ..config import Config, ConfigError, resolve
+from ..config import Config, ConfigError, network_text, resolve
 from ..memory import check_models
 from .common import EXIT_FAILURE, EXIT_OK, FilePath, UserError, WholeNumber, config_options, fail, given
 
@@ -70,6 +70,8 @@ def _prepare_outputs(config: Config, seeds: int, output: Path) -> tuple[list[Con
 def _headline(configs: list[Config]) -> str:
     c = configs[0]
     what = f"{len(configs)} models" if len(configs) > 1 else "the Echo-RNN"
+    if network_text(c):
+        what += f" ({network_text(c)})"
     return (f"training {what}: {c.epochs} epochs x {c.windows_per_epoch} windows of "
             f"{c.truncated_backprop_length} steps, echo_step {c.echo_step}, state {c.state_size}")
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import Config
+from ..config import Config, network_text
 from ..files import atomic_write
 from ..runs import Run
 
@@ -44,11 +44,11 @@ class PlotError(ValueError):
 def settings_text(config: Config, keys: Sequence[str] | None = None) -> str:
     """'echo_step 3 · window 15 · ...' for the keys given (all title keys by default)."""
     d = config.to_dict()
-    parts = []
+    parts = [network_text(config)] if network_text(config) else []
     for key, short in TITLE_KEYS:
         if keys is not None and key not in keys:
             continue
-        value = d[key]
+        value = config.init_scheme if key == "init" else d[key]  # 'auto' as the scheme it stands for
         if key == "total_series_length":
             parts.append(f"{value:,} symbols/epoch")
         elif key == "learning_rate":

@@ -18,14 +18,15 @@ from typing import Any
 
 import numpy as np
 
-from ..config import FIELD_TYPES
+from ..config import FIELD_TYPES, SETTINGS
 from ..summary import Row, varying_keys
 from ..sweep.grid import format_value
 
 #: Settings named under the title (those the axes do not show), so a figure says what was trained.
-_FIXED_SHOWN = (("epochs", "epochs"), ("total_series_length", "series"), ("state_size", "state"),
+_FIXED_SHOWN = (("cell", ""), ("num_layers", "layers"), ("truncated_backprop_length", "window"),
+                ("epochs", "epochs"), ("total_series_length", "series"), ("state_size", "state"),
                 ("batch_size", "batch"), ("num_classes", "classes"), ("optimizer", ""), ("learning_rate", "lr"),
-                ("init", "init"))
+                ("init", "init"), ("dropout", "dropout"), ("stride", "stride"))
 
 
 #: The figure's least width in inches: 800 pixels at the default dpi of 100.
@@ -56,8 +57,16 @@ def _key(name: str, flag: str) -> str:
     return key
 
 
-def _sorted(values) -> list[Any]:
-    return sorted(set(values), key=lambda v: (0, v, "") if isinstance(v, (int, float)) else (1, 0, str(v)))
+def _sorted(values, key: str | None = None) -> list[Any]:
+    """Numbers in order; a setting's choices in the order it lists them (rnn, lstm, gru), other text
+    alphabetically."""
+    choices = SETTINGS[key].choices if key in SETTINGS else ()
+
+    def order(v):
+        if isinstance(v, (int, float)):
+            return (0, v, "")
+        return (1, choices.index(v), "") if v in choices else (2, 0, str(v))
+    return sorted(set(values), key=order)
 
 
 def heatmap_data(rows: Sequence[Row], x: str, y: str) -> HeatmapData:
@@ -73,7 +82,7 @@ def heatmap_data(rows: Sequence[Row], x: str, y: str) -> HeatmapData:
         seed = "" if "seed" in (x, y) else " (and seed)"
         raise HeatmapError(f"these runs also differ in {detail}, which is neither --x nor --y: the heatmap "
                            f"averages over seeds only; draw a folder where only {x} and {y}{seed} vary")
-    xs, ys = _sorted(r.config[x] for r in rows), _sorted(r.config[y] for r in rows)
+    xs, ys = _sorted((r.config[x] for r in rows), x), _sorted((r.config[y] for r in rows), y)
     total = np.zeros((len(ys), len(xs)), int)
     counted = np.zeros_like(total)
     failed = np.zeros_like(total)
