@@ -195,22 +195,13 @@ def plot(runs, output, rows, step, log_scale, dpi, animation, heatmap, x, y, fps
 
 
 def _plot_still(mode, paths, output, rows, step, log_scale, dpi, show, quiet) -> None:
-    from ..figures.common import display_problem, save_figure
+    from ..figures.common import save_figure
     from ..figures.compare import comparison_figure
     from ..figures.training import training_figure
 
     runs, names = _load(paths)
     default = (paths[0].with_suffix(".png") if mode == "one" else paths[0].parent / "compare.png")
-    window = False
-    if show:
-        problem = display_problem()
-        if problem is None:
-            window = True
-        else:
-            target = output if output is not None else default
-            _warn(f"--show: {problem}; writing {str(target)!r} instead")
-    path = _output_path(output, default, paths) if (output is not None or not window) else None
-
+    window, path = _window_or_file(show, output, default, paths)
     figure = None
     if window:
         import matplotlib.pyplot as plt
@@ -261,36 +252,52 @@ def _plot_animation(path, target, output, rows, step, log_scale, dpi, still_dpi,
 
 
 def _plot_heatmap(folder: Path, x: str, y: str, output: Path | None, dpi: int, show: bool, quiet: bool) -> None:
-    from ..figures.common import display_problem, save_figure
+    from ..figures.common import save_figure
     from ..figures.heatmap import HeatmapError, heatmap_figure
     from ..summary import collect
 
-    default = folder / "heatmap.png"
+    inputs = [*folder.glob("*.npz"), folder / "sweep.json"]
+    window, path = _window_or_file(show, output, folder / "heatmap.png", inputs)
+    collected = collect([folder])
+    for error in collected.errors:
+        _warn(f"skipped {error}")
+    if not collected.rows:
+        raise UserError(f"no run files (*.npz) in {str(folder)!r}")
+    try:
+        fig = heatmap_figure(collected.rows, x, y, figure=_window_figure(window))
+    except HeatmapError as e:
+        raise UserError(str(e)) from None
+    if path is not None:
+        save_figure(fig, path, dpi=dpi)
+        _say(quiet, f"wrote {path} ({len(collected.rows)} runs)")
+    _show_window(window)
+
+
+def _window_or_file(show: bool, output: Path | None, default: Path, inputs) -> tuple[bool, Path | None]:
+    """(a window opens, the file to write): with --show a window where a display can show one,
+    and a file when -o asks for one or no window can open (then with one warning)."""
+    from ..figures.common import display_problem
+
     window = False
     if show:
         problem = display_problem()
         window = problem is None
         if problem is not None:
             _warn(f"--show: {problem}; writing {str(output if output is not None else default)!r} instead")
-    inputs = [*folder.glob("*.npz"), folder / "sweep.json"]
     path = _output_path(output, default, inputs) if (output is not None or not window) else None
-    collected = collect([folder])
-    for error in collected.errors:
-        _warn(f"skipped {error}")
-    if not collected.rows:
-        raise UserError(f"no run files (*.npz) in {str(folder)!r}")
-    figure = None
-    if window:
-        import matplotlib.pyplot as plt
+    return window, path
 
-        figure = plt.figure()
-    try:
-        fig = heatmap_figure(collected.rows, x, y, figure=figure)
-    except HeatmapError as e:
-        raise UserError(str(e)) from None
-    if path is not None:
-        save_figure(fig, path, dpi=dpi)
-        _say(quiet, f"wrote {path} ({len(collected.rows)} runs)")
+
+def _window_figure(window: bool, **options):
+    """A pyplot figure to draw into when a window will show it (None: the figure draws on its own)."""
+    if not window:
+        return None
+    import matplotlib.pyplot as plt
+
+    return plt.figure(**options)
+
+
+def _show_window(window: bool) -> None:
     if window:
         import matplotlib.pyplot as plt
 
@@ -314,34 +321,20 @@ def _states_symbols(run, row: int | None, steps: int | None):
 
 def _plot_states(path: Path, row: int | None, steps: int | None, output: Path | None, dpi: int, show: bool,
                  quiet: bool) -> None:
-    from ..figures.common import display_problem, save_figure
+    from ..figures.common import save_figure
     from ..figures.states import states_figure
     from ..inference import SequenceError, WeightsError, run_weights
     from .common import read_run
 
-    default = path.with_name(f"{path.stem}-states.png")
-    window = False
-    if show:
-        problem = display_problem()
-        window = problem is None
-        if problem is not None:
-            _warn(f"--show: {problem}; writing {str(output if output is not None else default)!r} instead")
-    target = _output_path(output, default) if (output is not None or not window) else None
+    window, target = _window_or_file(show, output, path.with_name(f"{path.stem}-states.png"), [path])
     run = read_run(path)
     symbols, source = _states_symbols(run, row, steps)
-    figure = None
-    if window:
-        import matplotlib.pyplot as plt
-
-        figure = plt.figure(layout="constrained")
     try:
-        fig = states_figure(run_weights(run), run.config, symbols, figure=figure, source=source)
+        fig = states_figure(run_weights(run), run.config, symbols, figure=_window_figure(window, layout="constrained"),
+                            source=source)
     except (SequenceError, WeightsError) as e:
         raise UserError(str(e)) from None
     if target is not None:
         save_figure(fig, target, dpi=dpi)
         _say(quiet, f"wrote {target} ({source})")
-    if window:
-        import matplotlib.pyplot as plt
-
-        plt.show()
+    _show_window(window)
