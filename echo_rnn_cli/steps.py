@@ -159,7 +159,9 @@ def compiled_train_epoch(optimizer: str, num_classes: int, snapshot_every: int, 
             return (i + 1, w, new.step, new.slot1[0], new.slot2[0], state,
                     stats.write(i, tf.stack([loss, acc])), snaps)
 
-        packed = lambda ts: flat.pack([models_last(t) for t in ts])  # noqa: E731
+        def packed(ts):
+            return flat.pack([models_last(t) for t in ts])
+
         _, w, count, slot1, slot2, _, stats, snaps = tf.while_loop(
             lambda i, *_: i < n_windows,
             body,
@@ -167,7 +169,9 @@ def compiled_train_epoch(optimizer: str, num_classes: int, snapshot_every: int, 
              state, stats, snaps),
             maximum_iterations=n_windows,
         )
-        unpacked = lambda f: tuple(models_first(t)[:keep] for t in flat.unpack(f))  # noqa: E731
+        def unpacked(f):
+            return tuple(models_first(t)[:keep] for t in flat.unpack(f))
+
         stats = stats.stack()[:, :, :keep]
         return (dict(zip(names, unpacked(w), strict=True)), OptState(count, unpacked(slot1), unpacked(slot2)),
                 stats[:, 0], stats[:, 1], tf.transpose(snaps[:n_snap, ..., :keep], [0, 4, 1, 2, 3]))
