@@ -48,3 +48,19 @@ def run_cli(args):
 
 def sweep_cmd(*args):
     return [sys.executable, "-m", "echo_rnn_cli", "sweep", *small_flags(), *map(str, args)]
+
+
+def read_events(logdir):
+    """TensorBoard's own reader over one run folder, every tensor event kept."""
+    from tensorboard.backend.event_processing import event_accumulator
+
+    ea = event_accumulator.EventAccumulator(str(logdir), size_guidance={event_accumulator.TENSORS: 0})
+    ea.Reload()
+    return ea
+
+
+def event_series(ea, tag):
+    """(step, value) of every event of a scalar tag."""
+    from tensorboard.util import tensor_util
+
+    return [(e.step, tensor_util.make_ndarray(e.tensor_proto).item()) for e in ea.Tensors(tag)]

@@ -5,20 +5,12 @@ import pytest
 
 from echo_rnn_cli import Config, Run
 from echo_rnn_cli.tensorboard import TensorBoardLogger, log_hparams, log_hparams_config, window_every
+from tests.conftest import event_series as _series
+from tests.conftest import read_events as _read
 
 event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
 
 
-def _read(logdir):
-    ea = event_accumulator.EventAccumulator(str(logdir), size_guidance={event_accumulator.TENSORS: 0})
-    ea.Reload()
-    return ea
-
-
-def _series(ea, tag):
-    from tensorboard.util import tensor_util
-
-    return [(e.step, tensor_util.make_ndarray(e.tensor_proto).item()) for e in ea.Tensors(tag)]
 
 
 def test_window_every_keeps_long_runs_small():

@@ -9,6 +9,8 @@ from click.testing import CliRunner
 
 from echo_rnn_cli import Config, load_run, train_many
 from echo_rnn_cli.cli import cli
+from tests.conftest import event_series as _series
+from tests.conftest import read_events as _read
 from tests.conftest import small_flags
 
 event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
@@ -17,16 +19,6 @@ TAGS = {"train/window_loss", "train/window_accuracy", "train/epoch_loss", "train
         "eval/loss", "eval/accuracy", "config", "status"}
 
 
-def _read(logdir):
-    ea = event_accumulator.EventAccumulator(str(logdir), size_guidance={event_accumulator.TENSORS: 0})
-    ea.Reload()
-    return ea
-
-
-def _series(ea, tag):
-    from tensorboard.util import tensor_util
-
-    return [(e.step, tensor_util.make_ndarray(e.tensor_proto).item()) for e in ea.Tensors(tag)]
 
 
 def _check_run_folder(logdir, run):
