@@ -293,7 +293,10 @@ def ok(value, target, at_most=True) -> str:
 def preamble(res: dict, device: str) -> list[str]:
     """The machine, the load average (1, 5, 15 min) before and after, the start and the command."""
     mach = res["machine"]
-    load = lambda la: "/".join(f"{x:.1f}" for x in (la if isinstance(la, (list, tuple)) else [la]))  # noqa: E731
+
+    def load(la):
+        return "/".join(f"{x:.1f}" for x in (la if isinstance(la, (list, tuple)) else [la]))
+
     extra = "".join(f", {k} {v}" for k, v in mach.items() if k not in ("cpu", "cores", "tensorflow", "python", "os"))
     return [
         f"Machine: {mach['cpu']}, {mach['cores']} cores; TensorFlow {mach['tensorflow']}, "

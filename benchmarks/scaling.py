@@ -44,7 +44,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from bench import env_with, header, log, ok, preamble, steady_state, worker  # noqa: E402
+from bench import env_with, header, log, ok, preamble, steady_state, worker  # noqa: E402 - bench.py beside it, once on the path
 
 STATES = (4, 16, 64, 128)
 CELLS = ("rnn", "lstm", "gru")
@@ -296,9 +296,13 @@ def check(what: str, value, target: float, at_most: bool, show=us) -> str:
 def targets(res: dict) -> list[str]:
     rows, t, ts = res["rows"], TARGETS, TUTORIAL_STATE
     cells = list(dict.fromkeys(r["cell"] for r in rows))
-    rnn = lambda state: lookup(rows, "echo-rnn", "rnn", state)  # noqa: E731
-    peer_over = lambda cell, state: ratio(lookup(rows, "pytorch", cell, state, key="best_us"),  # noqa: E731
-                                          lookup(rows, "echo-rnn", cell, state))
+
+    def rnn(state):
+        return lookup(rows, "echo-rnn", "rnn", state)
+
+    def peer_over(cell, state):
+        return ratio(lookup(rows, "pytorch", cell, state, key="best_us"), lookup(rows, "echo-rnn", cell, state))
+
     out = ["Against the targets of issue 13 (item 2); '-' and n/a: not measured in this run.", "",
            check("rnn state 64, per window", rnn(64), t["rnn64_us"], True),
            check("rnn state 128 / state 64", ratio(rnn(128), rnn(64)), t["rnn128_over_64"], True, times)]

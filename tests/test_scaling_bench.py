@@ -13,9 +13,9 @@ import pytest
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCH))
-import scaling  # noqa: E402
+import scaling  # noqa: E402 - benchmarks/ is not a package: importable once its folder is on the path
 
-from echo_rnn_cli.config import Config  # noqa: E402
+from echo_rnn_cli.config import Config  # noqa: E402 - after the path change above, kept with the imports
 
 HAS_CELL = "cell" in {f.name for f in dataclasses.fields(Config)}
 
