@@ -290,6 +290,15 @@ def ok(value, target, at_most=True) -> str:
     return "yes" if (value <= target if at_most else value >= target) else "**no**"
 
 
+def publish(text: str, res: dict, opts) -> None:
+    """The report on stdout, and where asked, as Markdown (--markdown) and every number as JSON (--json)."""
+    print(text)
+    if opts.markdown:
+        opts.markdown.write_text(text)
+    if opts.json:
+        opts.json.write_text(json.dumps(res, indent=2, default=str))
+
+
 def preamble(res: dict, device: str) -> list[str]:
     """The machine, the load average (1, 5, 15 min) before and after, the start and the command."""
     mach = res["machine"]
@@ -413,11 +422,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench: {e}", file=sys.stderr)
         return 1
     text = report(res)
-    print(text)
-    if opts.markdown:
-        opts.markdown.write_text(text)
-    if opts.json:
-        opts.json.write_text(json.dumps(res, indent=2, default=str))
+    publish(text, res, opts)
     return 0
 
 

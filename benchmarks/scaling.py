@@ -44,7 +44,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from bench import env_with, header, log, ok, preamble, steady_state, worker  # noqa: E402 - bench.py beside it, once on the path
+from bench import env_with, header, log, ok, preamble, publish, steady_state, worker  # noqa: E402 - bench.py beside it, once on the path
 
 STATES = (4, 16, 64, 128)
 CELLS = ("rnn", "lstm", "gru")
@@ -424,11 +424,7 @@ def main(argv: list[str] | None = None) -> int:
         opts.seeds = (1, *opts.seeds)  # per model-window is read against one model's window
     res = run_table(opts)
     text = report(res)
-    print(text)
-    if opts.markdown:
-        opts.markdown.write_text(text)
-    if opts.json:
-        opts.json.write_text(json.dumps(res, indent=2, default=str))
+    publish(text, res, opts)
     if any(r["status"] == "ok" for r in res["rows"]):
         plot(res, opts.plot)
         log(f"plot: {opts.plot}")
