@@ -27,12 +27,15 @@ from .settings import FLOAT32_MAX, FLOAT32_TINY, ConfigError, Setting, flag_name
 OPTIMIZERS = ("adagrad", "adam", "sgd", "rmsprop")
 DEVICES = ("auto", "cpu", "gpu")
 CELLS = ("rnn", "lstm", "gru")
+#: How the compiled program sums (``model``): 'exact' in a fixed order, 'fast' with library kernels.
+MATH_MODES = ("exact", "fast")
 #: ``init`` schemes; 'auto' is each cell's own default (``CELL_INITS``'s first).
 INITS = ("auto", "tutorial", "glorot", "keras")
 #: The schemes that apply to each cell (``cells.INITS``, here without importing TensorFlow).
 CELL_INITS = {"rnn": ("tutorial", "glorot", "keras"), "lstm": ("keras",), "gru": ("keras",)}
 
-__all__ = ["CELLS", "CELL_INITS", "DEVICES", "FLOAT32_MAX", "FLOAT32_TINY", "GRID_KEYS", "INITS", "OPTIMIZERS",
+__all__ = ["CELLS", "CELL_INITS", "DEVICES", "FLOAT32_MAX", "FLOAT32_TINY", "GRID_KEYS", "INITS", "MATH_MODES",
+           "OPTIMIZERS",
            "PER_MODEL_KEYS",
            "RESUMABLE_CHANGES", "SETTINGS", "Config", "ConfigError", "Setting", "config_warnings",
            "flag_name", "from_dict", "key_order", "load_toml", "network_text", "parse_setting", "program_key",
@@ -66,6 +69,9 @@ class Config:
     dropout: float = setting(0.0, "Dropout between layers and before the softmax layer, in training",
                              fraction=True)
     stride: int = setting(0, "Steps between window starts; 0: the window length (no overlap)", min=0)
+    math: str = setting("exact", "Sums: exact (in a fixed order, so --seeds runs are bit for bit single runs) or "
+                        "fast (library dot products: several times faster from 32 units on, slower below; "
+                        "results differ in the last bits)", choices=MATH_MODES)
     stop_at_accuracy: float = setting(0.0, "End after the first epoch whose mean training accuracy reaches this "
                                       "(every model's, with --seeds); 0: train all --epochs", max=1.0, off=0.0,
                                       resumable=True)
@@ -256,6 +262,7 @@ def network_text(c: Config) -> str:
     parts += [f"{c.num_layers} layers"] if c.num_layers > 1 else []
     parts += [f"dropout {c.dropout:g}"] if c.dropout else []
     parts += [f"stride {c.stride}"] if c.stride_steps != c.truncated_backprop_length else []
+    parts += ["fast math"] if c.math == "fast" else []
     return " · ".join(parts)
 
 

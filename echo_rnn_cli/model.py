@@ -22,11 +22,14 @@ promise is not made.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 from typing import NamedTuple
 
 import numpy as np
 
 from ._tf import tf
+from .config import MATH_MODES
 from .data import input_width
 
 #: Windows of up to this many steps, with at most UNROLL_MAX_SIZE steps x units, are unrolled: one
@@ -36,6 +39,27 @@ UNROLL_MAX_STEPS = 32
 UNROLL_MAX_SIZE = 256
 #: Sums are chains of at most this many adds (see ``sum_leading``).
 CHAIN_MAX_TERMS = 128
+#: The ``math`` setting (``config.MATH_MODES``): 'exact' keeps the fixed chains of adds (a model's
+#: numbers do not depend on its company); 'fast' hands products and sums to XLA's dot and reduce
+#: ops (library kernels, their order of summation XLA's choice) and runs a single model as one.
+_FAST = contextvars.ContextVar("echo_rnn_fast_math", default=False)
+
+
+@contextlib.contextmanager
+def math_mode(mode: str):
+    """Build the network's operations in this mode (see MATH_MODES) while tracing a program."""
+    if mode not in MATH_MODES:
+        raise ValueError(f"unknown math mode {mode!r}: expected one of {', '.join(MATH_MODES)}")
+    token = _FAST.set(mode == "fast")
+    try:
+        yield
+    finally:
+        _FAST.reset(token)
+
+
+def fast_math() -> bool:
+    """Whether the operations being traced now are in 'fast' mode."""
+    return _FAST.get()
 
 
 class Params(NamedTuple):
@@ -100,8 +124,9 @@ def _encode(x, num_classes: int):
 
 def _rows(w, axis: int = 0):
     """A matrix [K, N, M] (or, with axis=1, [N, K, M] transposed) as what ``_matvec`` takes: its K
-    rows [N, M] in a list, made once outside the step loops; or, past CHAIN_MAX_TERMS, [K, N, M]."""
-    if w.shape[axis] > CHAIN_MAX_TERMS:
+    rows [N, M] in a list, made once outside the step loops; or, past CHAIN_MAX_TERMS or in fast
+    mode, [K, N, M]."""
+    if w.shape[axis] > CHAIN_MAX_TERMS or fast_math():
         return w if axis == 0 else tf.transpose(w, [1, 0, 2])
     return tf.unstack(w, axis=axis)
 
@@ -114,8 +139,14 @@ def _matvec(v, rows):
     it sums differently than with 2, and the models' numbers would depend on their company.
     """
     if not isinstance(rows, list):
-        return tf.reduce_sum(v[..., :, None, :] * rows, axis=-3)
+        return matmul(v, rows)
     return tf.add_n([vk[..., None, :] * wk for vk, wk in zip(tf.unstack(v, axis=-2), rows, strict=True)])
+
+
+def matmul(v, w, transpose: bool = False):
+    """[..., K, M] times each model's K x N matrix w [K, N, M] (or, transposed, [..., N, M] times
+    w's transpose) -> [..., N, M] (or [..., K, M]): one dot op, batched over the models."""
+    return tf.einsum("...nm,knm->...km" if transpose else "...km,knm->...nm", v, w)
 
 
 def sum_leading(a):
@@ -125,8 +156,10 @@ def sum_leading(a):
     lanes (a reduce over outer axes becomes a scalar loop per output element), and its order of
     additions is fixed by the code, whatever M is. Long sums are chained in blocks of
     CHAIN_MAX_TERMS, then the block sums chained again, so the program stays small; the last
-    block is padded with zeros, which add exactly.
+    block is padded with zeros, which add exactly. In fast mode: a reduce op.
     """
+    if fast_math():
+        return tf.reduce_sum(a, axis=0)
     while a.shape[0] > CHAIN_MAX_TERMS:
         blocks = -(-a.shape[0] // CHAIN_MAX_TERMS)
         pad = blocks * CHAIN_MAX_TERMS - a.shape[0]
@@ -145,6 +178,8 @@ def _outer_sum(u, v):
     """[B, T, K, M], [B, T, N, M] -> [K, N, M]: the outer products summed over rows and steps,
     formed term by term so that the fused loop never writes out the [B, T, K, N, M] products."""
     u, v = tf.reshape(u, [-1, *u.shape[2:]]), tf.reshape(v, [-1, *v.shape[2:]])
+    if fast_math():
+        return tf.einsum("rkm,rnm->knm", u, v)
     if u.shape[0] > CHAIN_MAX_TERMS:
         return sum_leading(u[:, :, None, :] * v[:, None, :, :])
     return tf.add_n([a * b for a, b in zip(tf.unstack(u[:, :, None, :]), tf.unstack(v[:, None, :, :]), strict=True)])

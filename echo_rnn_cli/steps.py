@@ -29,7 +29,9 @@ import threading
 from . import xla_cache
 from ._tf import tf
 from .model import (
+    fast_math,
     log_softmax_ml,
+    math_mode,
     models_first,
     models_last,
     sum_leading,
@@ -39,6 +41,12 @@ from .optim import OptState, apply_updates
 
 #: Numbers of models run with copies of the first model added (see the module's doc).
 PADDED_MODELS = {1: 2, 3: 4}
+
+
+def _padding(models: int) -> int:
+    """Copies of the first model to add: see the module's doc; none in fast mode, which promises
+    no bit-identity (traced in its ``math_mode``)."""
+    return 0 if fast_math() else PADDED_MODELS.get(models, models) - models
 
 
 def _pad(a, pad: int, axis: int = 0):
@@ -120,18 +128,23 @@ def _padded_opt(opt: OptState, pad: int) -> OptState:
 
 @functools.cache
 def compiled_train_epoch(optimizer: str, num_classes: int, snapshot_every: int, cell: str = "rnn",
-                         num_layers: int = 1, stride: int = 0):
+                         num_layers: int = 1, stride: int = 0, math: str = "exact"):
     """A compiled epoch for these static settings (shapes are traced once per distinct shape).
 
     ``stride`` 0 is the window's length. The weights are a dict in ``cells.weight_names`` order;
-    ``masks`` (with dropout only, else None) [W, M, L, B, T, S] multiply each layer's output."""
-    from . import cells
-
+    ``masks`` (with dropout only, else None) [W, M, L, B, T, S] multiply each layer's output.
+    ``math``: ``model.MATH_MODES``."""
     @tf.function(jit_compile=True, reduce_retracing=False, autograph=False)
     def train_epoch(params: dict, opt: OptState, xs, ys, lr, masks=None):
+        with math_mode(math):
+            return _train_epoch(params, opt, xs, ys, lr, masks)
+
+    def _train_epoch(params: dict, opt: OptState, xs, ys, lr, masks):
+        from . import cells
+
         # xs, ys: [W, M, B, T] int32, every window of the epoch; lr: [M].
         keep = xs.shape[1]
-        pad = PADDED_MODELS.get(keep, keep) - keep
+        pad = _padding(keep)
         params, opt = _padded_weights(params, pad), _padded_opt(opt, pad)
         xs, ys, lr = _pad(xs, pad, 1), _pad(ys, pad, 1), _pad(lr, pad)
         n_windows, models, batch, steps = xs.shape
@@ -180,17 +193,21 @@ def compiled_train_epoch(optimizer: str, num_classes: int, snapshot_every: int, 
 
 
 @functools.cache
-def compiled_evaluate(num_classes: int, cell: str = "rnn", num_layers: int = 1):
-    from . import cells
-
+def compiled_evaluate(num_classes: int, cell: str = "rnn", num_layers: int = 1, math: str = "exact"):
     @tf.function(jit_compile=True, reduce_retracing=False, autograph=False)
     def evaluate(params: dict, xs, ys, weights):
+        with math_mode(math):
+            return _evaluate(params, xs, ys, weights)
+
+    def _evaluate(params: dict, xs, ys, weights):
         """Held-out loss and accuracy: the state carried across all windows, no updates, no dropout.
 
         weights [W, M, B, T] float32 is 0 where a target must not count (the series' first
         echo_step targets, zero by construction)."""
+        from . import cells
+
         keep = xs.shape[1]
-        pad = PADDED_MODELS.get(keep, keep) - keep
+        pad = _padding(keep)
         params = _padded_weights(params, pad)
         xs, ys, weights = _pad(xs, pad, 1), _pad(ys, pad, 1), _pad(weights, pad, 1)
         n_windows, models, batch, _ = xs.shape

@@ -268,7 +268,7 @@ def run_epoch(group: Group, epoch: int, evaluation: Evaluation | None = None) ->
 
     c0 = group.configs[0]
     train_epoch = compiled_train_epoch(c0.optimizer, c0.num_classes, c0.snapshot_every, c0.cell, c0.num_layers,
-                                       c0.stride_steps)
+                                       c0.stride_steps, c0.math)
     t0 = time.perf_counter()
     batches = [epoch_data(c, epoch) for c in group.configs]
     xs = tf.constant(np.stack([b[0] for b in batches], axis=1))
@@ -319,7 +319,7 @@ class Evaluation:
 
         self.configs, self.device = list(configs), device
         c0 = self.configs[0]
-        self.fn = compiled_evaluate(c0.num_classes, c0.cell, c0.num_layers)
+        self.fn = compiled_evaluate(c0.num_classes, c0.cell, c0.num_layers, c0.math)
         self._inputs = None
         self._warmup = None
 
