@@ -36,9 +36,11 @@ def test_cells_follow_the_config():
 
 
 def test_jobs_skip_cells_this_build_lacks_and_pytorch_when_missing():
-    opts = type("O", (), {"cells": ("rnn", "lstm"), "states": (4, 64), "seeds": (1, 16), "no_torch": False})
+    opts = type("O", (), {"cells": ("rnn", "lstm"), "states": (4, 64), "seeds": (1, 16), "no_torch": False,
+                          "math": ("exact", "fast")})
     jobs = scaling.jobs(opts, ("rnn",), have_torch=False)
-    assert len(jobs) == 2 * 2 * 3
+    assert len(jobs) == 2 * 2 * (2 * 2 + 1)
+    assert {j["math"] for j in jobs if j["framework"] == "echo-rnn"} == {"exact", "fast"}
     assert all(j["skip"] is None for j in jobs if j["framework"] == "echo-rnn" and j["cell"] == "rnn")
     assert all("not available" in j["skip"] for j in jobs if j["framework"] == "echo-rnn" and j["cell"] == "lstm")
     assert all("not installed" in j["skip"] for j in jobs if j["framework"] == "pytorch")
@@ -65,8 +67,21 @@ def test_report_checks_the_issue_targets_from_the_rows():
     # Ratios against the faster PyTorch (1 thread here: 1000, not 5000).
     assert "(state 4; PyTorch / echo-rnn): 50x (target ≥ 10x): yes" in text
     assert "`--seeds 256` per model-window at the default size, rnn: 2 µs (target ≤ 1 µs): **no**" in text
-    assert "lstm / rnn at the default size (state 4): - (target ≤ 3x): n/a" in text
-    assert "| lstm | 4 | skipped: not here |" in text
+    assert "lstm / rnn at the default size (state 4; the same math): - (target ≤ 3x): n/a" in text
+    assert "| lstm | 4 | exact | skipped: not here |" in text
+
+
+def test_report_meets_a_target_with_either_math_mode_and_names_it():
+    rows = [row("echo-rnn", "rnn", 64, per_window_us=1400.0, per_model_window_us=1400.0),
+            row("echo-rnn", "rnn", 64, per_window_us=190.0, per_model_window_us=190.0) | {"math": "fast"},
+            row("echo-rnn", "rnn", 4, per_window_us=30.0, per_model_window_us=30.0),
+            row("echo-rnn", "rnn", 4, per_window_us=60.0, per_model_window_us=60.0) | {"math": "fast"},
+            row("pytorch", "rnn", 4, per_window_us=1e3, one_thread_us=1e3, best_us=1e3)]
+    text = scaling.report(fake_result(rows))
+    assert "- rnn state 64, per window: 190 µs with --math fast (exact: 1,400 µs) (target ≤ 250 µs): yes" in text
+    # At the tutorial's size the exact mode is the faster one, and the line says so.
+    assert "(state 4; PyTorch / echo-rnn): 33x with --math exact (fast: 17x) (target ≥ 10x): yes" in text
+    assert "| rnn | 64 | fast | 190 µs |" in text
 
 
 def test_plot_writes_a_png(tmp_path):
@@ -90,6 +105,12 @@ def test_echo_worker_times_a_real_training():
     assert out["per_window_us"] > 0
     assert out["per_model_window_us"] == pytest.approx(out["per_window_us"] / 2)
     assert out["device"] == "/CPU:0"
+
+
+def test_echo_worker_times_fast_math():
+    out = run_worker("--framework", "echo-rnn", "--cell", "lstm", "--state", "8", "--models", "1",
+                     "--windows", "3", "--epochs", "2", "--device", "cpu", "--math", "fast")
+    assert out["per_window_us"] > 0
 
 
 @pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="PyTorch (the bench extra) not installed")
