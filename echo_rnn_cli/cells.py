@@ -151,20 +151,24 @@ def _scan(step, first: tuple, inputs: tuple, reverse: bool = False, unroll: bool
         for t in order:
             carry, out[t] = step(carry, *(a[:, t] for a in inputs))
         return tuple(tf.stack(o, axis=1) for o in zip(*out, strict=True))
-    by_step = [tf.transpose(a, [1, 0, *range(2, len(a.shape))]) for a in inputs]
-    # The first step runs before the loop: it gives the outputs' shapes, which the arrays need.
-    carry, outs = step(first, *(a[order[0]] for a in by_step))
-    accs = tuple(tf.TensorArray(o.dtype, size=steps, element_shape=o.shape).write(order[0], o) for o in outs)
+    # The steps' inputs are read in place, a dynamic slice each (transposing them step-major
+    # first cost a copy of each, slow with the models innermost).
+    carry, outs = step(first, *(a[:, order[0]] for a in inputs))
+    # A step's outputs ([B, X, M] each) are written as one [B, sum X, M] block: one write per
+    # step instead of one per output (each a kernel of its own), split again after the loop.
+    widths = [o.shape[1] for o in outs]
+    acc = tf.TensorArray(outs[0].dtype, size=steps, element_shape=[outs[0].shape[0], sum(widths), outs[0].shape[2]])
+    acc = acc.write(order[0], tf.concat(outs, axis=1))
 
-    def body(i, carry, accs):
+    def body(i, carry, acc):
         t = steps - 1 - i if reverse else i
-        carry, outs = step(carry, *(a[t] for a in by_step))
-        return i + 1, carry, tuple(acc.write(t, o) for acc, o in zip(accs, outs, strict=True))
+        carry, outs = step(carry, *(a[:, t] for a in inputs))
+        return i + 1, carry, acc.write(t, tf.concat(outs, axis=1))
 
-    _, _, accs = tf.while_loop(lambda i, *_: i < steps, body, (tf.constant(1), carry, accs),
-                               maximum_iterations=steps - 1)
-    stacked = [acc.stack() for acc in accs]
-    return tuple(tf.transpose(s, [1, 0, *range(2, len(s.shape))]) for s in stacked)
+    _, _, acc = tf.while_loop(lambda i, *_: i < steps, body, (tf.constant(1), carry, acc),
+                              maximum_iterations=steps - 1)
+    stacked = tf.transpose(acc.stack(), [1, 0, 2, 3])  # [B, T, sum X, M]
+    return tuple(tf.split(stacked, widths, axis=2))
 
 
 def _mv(v, w, transpose: bool = False):

@@ -202,12 +202,12 @@ def _recur(step, first, inputs: tuple, reverse: bool = False, unroll: bool | Non
             carry = step(carry, *(a[:, t] for a in inputs))
             out[t] = carry
         return tf.stack(out, axis=1)
-    by_step = [tf.transpose(a, [1, 0, *range(2, len(a.shape))]) for a in inputs]
     acc = tf.TensorArray(first.dtype, size=steps, element_shape=first.shape)
 
     def body(i, carry, acc):
         t = steps - 1 - i if reverse else i
-        carry = step(carry, *(a[t] for a in by_step))
+        # Read in place, a dynamic slice: made step-major first, each input cost a copy.
+        carry = step(carry, *(a[:, t] for a in inputs))
         return i + 1, carry, acc.write(t, carry)
 
     _, _, acc = tf.while_loop(lambda i, *_: i < steps, body, (tf.constant(0), first, acc),
