@@ -86,8 +86,14 @@ class BackgroundCompile:
     def __init__(self, fn, device: str, *args):
         # Traced here, in order: traced on the thread, the program's name would depend on what the
         # caller traced meanwhile, and the on-disk cache would miss it in the next process.
+        traced = fn.experimental_get_tracing_count()
         with tf.device(device):
             fn.get_concrete_function(*args)
+        self._thread = None
+        if fn.experimental_get_tracing_count() == traced:
+            # Traced before in this process, so compiled by that call already: running it again
+            # would only take the other core from training (a whole evaluation's worth).
+            return
         self._thread = threading.Thread(target=self._run, args=(fn, device, args), name="echo-rnn-compile")
         self._thread.start()
 
@@ -100,7 +106,8 @@ class BackgroundCompile:
             pass
 
     def wait(self) -> None:
-        self._thread.join()
+        if self._thread is not None:
+            self._thread.join()
 
 
 class _Flat:

@@ -212,6 +212,21 @@ def test_evaluate_models_scores_the_weights_or_nothing(small_config):
     assert np.isnan(evaluate_models(evaluation, group.params, trained=False)).all()
 
 
+def test_compile_ahead_runs_only_what_is_not_compiled_yet(small_config):
+    """The evaluation compiles on the other core while the first training runs; a second training
+    of the same shapes in the process finds it compiled and leaves that core to training."""
+    run = train(small_config)
+    group = prepare_models([small_config], [run])
+    evaluation = Evaluation([small_config], group.device)
+    evaluation.compile_ahead(group.params)
+    assert evaluation._warmup._thread is None
+    evaluation.wait()
+    fresh = Evaluation([small_config.replace(state_size=small_config.state_size + 3)], group.device)
+    fresh.compile_ahead(prepare_models(fresh.configs).params)
+    assert fresh._warmup._thread is not None
+    fresh.wait()
+
+
 def epoch_of(c: Config, epoch: int, loss: np.ndarray) -> EpochResult:
     """A made-up epoch of len(loss[0]) models: traces need no training."""
     w, models = loss.shape
