@@ -133,14 +133,19 @@ def _padded_opt(opt: OptState, pad: int) -> OptState:
     return OptState(opt.step, tuple(_pad(s, pad) for s in opt.slot1), tuple(_pad(s, pad) for s in opt.slot2))
 
 
-@functools.cache
 def compiled_train_epoch(optimizer: str, num_classes: int, snapshot_every: int, cell: str = "rnn",
                          num_layers: int = 1, stride: int = 0, math: str = "exact"):
     """A compiled epoch for these static settings (shapes are traced once per distinct shape).
 
     ``stride`` 0 is the window's length. The weights are a dict in ``cells.weight_names`` order;
     ``masks`` (with dropout only, else None) [W, M, L, B, T, S] multiply each layer's output.
-    ``math``: ``model.MATH_MODES``."""
+    ``math``: ``model.MATH_MODES``. The same settings give the same function however they are
+    passed (functools.cache alone tells ``f(a)`` from ``f(a, default)``)."""
+    return _compiled_train_epoch(optimizer, num_classes, snapshot_every, cell, num_layers, stride, math)
+
+
+@functools.cache
+def _compiled_train_epoch(optimizer, num_classes, snapshot_every, cell, num_layers, stride, math):
     @tf.function(jit_compile=True, reduce_retracing=False, autograph=False)
     def train_epoch(params: dict, opt: OptState, xs, ys, lr, masks=None):
         with math_mode(math):
@@ -199,8 +204,13 @@ def compiled_train_epoch(optimizer: str, num_classes: int, snapshot_every: int, 
     return _Published(train_epoch)
 
 
-@functools.cache
 def compiled_evaluate(num_classes: int, cell: str = "rnn", num_layers: int = 1, math: str = "exact"):
+    """The compiled held-out evaluation for these static settings (see ``compiled_train_epoch``)."""
+    return _compiled_evaluate(num_classes, cell, num_layers, math)
+
+
+@functools.cache
+def _compiled_evaluate(num_classes, cell, num_layers, math):
     @tf.function(jit_compile=True, reduce_retracing=False, autograph=False)
     def evaluate(params: dict, xs, ys, weights):
         with math_mode(math):

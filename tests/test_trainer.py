@@ -49,8 +49,11 @@ def test_snapshot_targets_are_the_echo_of_inputs(small_config):
 
 def test_no_retracing_across_epochs_and_runs(small_config):
     train(small_config)
-    fn = compiled_train_epoch(small_config.optimizer, 2, small_config.snapshot_every)
+    c = small_config
+    fn = compiled_train_epoch(c.optimizer, 2, c.snapshot_every, stride=c.stride_steps)
     before = fn.experimental_get_tracing_count()
+    assert before >= 1  # the trainer's own function, however its settings are passed
+    assert fn is compiled_train_epoch(c.optimizer, 2, c.snapshot_every, "rnn", 1, c.stride_steps, "exact")
     train(small_config.replace(epochs=3, seed=5))
     assert fn.experimental_get_tracing_count() == before
 
