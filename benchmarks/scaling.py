@@ -393,13 +393,13 @@ def plot(res: dict, path: Path) -> None:
     rows = res["rows"]
     most = max((r["models"] for r in rows if r["framework"] == "echo-rnn"), default=1)
     colors = {"rnn": "tab:blue", "lstm": "tab:orange", "gru": "tab:green"}
-    lines = [("echo-rnn", 1, "per_window_us", "-", "o", "echo-rnn", "exact"),
+    lines = [("echo-rnn", 1, "per_window_us", "-", "o", "echo-rnn (exact)", "exact"),
              ("echo-rnn", 1, "per_window_us", "-.", "^", "echo-rnn --math fast", "fast"),
              ("pytorch", 1, "best_us", "--", "s", "PyTorch eager", None)]
     if most > 1:
         lines.append(("echo-rnn", most, "per_model_window_us", ":", ".", f"echo-rnn --seeds {most}, per model",
                       "exact"))
-    fig, ax = plt.subplots(figsize=(7.5, 5))
+    fig, ax = plt.subplots(figsize=(10, 5))
     for cell in dict.fromkeys(r["cell"] for r in rows):
         for framework, models, key, style, marker, label, mode in lines:
             pts = [(r["state"], r[key]) for r in rows if r["status"] == "ok" and r["cell"] == cell
@@ -414,7 +414,7 @@ def plot(res: dict, path: Path) -> None:
     ax.set_xticks(states, [str(s) for s in states])
     ax.minorticks_off()
     ax.grid(True, which="major", alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)  # beside: lines fill the plot
     fig.text(0.01, 0.01, f"{res['machine']['cpu']}, {res['machine']['cores']} cores; {res['started']}", fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

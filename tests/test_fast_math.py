@@ -92,6 +92,12 @@ def test_cli_flag_and_run_file(tmp_path):
     assert result.exit_code == 0, result.output
     run = load_run(out)
     assert run.config.math == "fast" and run.status == "completed"
+    # --resume keeps the run's mode; changing it is refused (it would not be the same training).
+    more = CliRunner().invoke(cli, ["train", "--resume", str(out), "--epochs", "3", "-q"])
+    assert more.exit_code == 0, more.output
+    assert load_run(out).config.math == "fast" and load_run(out).epoch_loss.size == 3
+    changed = CliRunner().invoke(cli, ["train", "--resume", str(out), "--epochs", "4", "--math", "exact", "-q"])
+    assert changed.exit_code == 2 and "math" in changed.output
     bad = CliRunner().invoke(cli, ["train", "--math", "quick", "-o", str(tmp_path / "x.npz")])
     assert bad.exit_code == 2 and "quick" in bad.output
     assert not (tmp_path / "x.npz").exists()
