@@ -183,10 +183,10 @@ def test_forward_matches_keras_layers(cell, layers, classes):
 
 # --- gradients against a tape ----------------------------------------------------------------------
 
-@pytest.mark.parametrize("cell", CELLS)
-@pytest.mark.parametrize("layers, stride, dropout, classes", [
-    (1, 6, 0.0, 2), (1, 2, 0.0, 3), (2, 6, 0.0, 2), (2, 4, 0.3, 3), (2, 1, 0.5, 2), (1, 3, 0.4, 2)])
-def test_gradients_match_tape(cell, layers, stride, dropout, classes):
+def assert_gradients_match_tape(cell, layers, stride, dropout, classes):
+    """One window's loss and hand-derived gradients (in the math mode being traced) against a
+    gradient tape over the plain-TensorFlow reference. Returns the inputs and the rest of what
+    the window gave: (accuracy, probs, next state)."""
     weights, x, y, s0, masks = make(cell, layers, classes=classes, seed=stride, dropout=dropout)
     with tf.GradientTape() as tape:
         tape.watch(weights)
@@ -199,6 +199,14 @@ def test_gradients_match_tape(cell, layers, stride, dropout, classes):
     for name in weights:
         assert grads[name].shape == weights[name].shape, name
         np.testing.assert_allclose(grads[name].numpy(), want[name].numpy(), rtol=1e-4, atol=1e-6, err_msg=name)
+    return weights, x, y, s0, masks, (acc, probs, nxt)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("layers, stride, dropout, classes", [
+    (1, 6, 0.0, 2), (1, 2, 0.0, 3), (2, 6, 0.0, 2), (2, 4, 0.3, 3), (2, 1, 0.5, 2), (1, 3, 0.4, 2)])
+def test_gradients_match_tape(cell, layers, stride, dropout, classes):
+    weights, x, y, s0, masks, (acc, probs, nxt) = assert_gradients_match_tape(cell, layers, stride, dropout, classes)
     # The accuracy counts the same last outputs, and the state handed on is the one after K steps.
     hits = tf.equal(tf.argmax(probs[:, -stride:], axis=2, output_type=tf.int32), y[:, -stride:])
     np.testing.assert_allclose(acc.numpy(), tf.reduce_mean(tf.cast(hits, tf.float32), axis=[0, 1]).numpy())
