@@ -70,8 +70,8 @@ class Config:
                              fraction=True)
     stride: int = setting(0, "Steps between window starts; 0: the window length (no overlap)", min=0)
     math: str = setting("exact", "Sums: exact (in a fixed order, so --seeds runs are bit for bit single runs) or "
-                        "fast (library dot products: several times faster from 32 units on, slower below; "
-                        "results differ in the last bits)", choices=MATH_MODES)
+                        "fast (library dot products: faster from about 16 units on, many times so from 64, slower at "
+                        "the tutorial's 4; results differ in the last bits)", choices=MATH_MODES)
     stop_at_accuracy: float = setting(0.0, "End after the first epoch whose mean training accuracy reaches this "
                                       "(every model's, with --seeds); 0: train all --epochs", max=1.0, off=0.0,
                                       resumable=True)

@@ -16,8 +16,10 @@ code, never a dot, einsum or reduce op: XLA picks the blocking of those, and wit
 summation, from the whole shape, the number of models included. So a model trained among others
 gets bit for bit the numbers it gets alone (see ``steps`` for the one exception it pads around);
 and for these tiny sizes the fused loops beat library calls anyway. Past CHAIN_MAX_TERMS (128
-units, classes or terms) sums fall back to reduce ops, to keep the program small, and that
-promise is not made.
+units, classes or terms) products fall back to dot ops, to keep the program small, and that
+promise is not made. Nor is it in fast mode (``math_mode("fast")``, the ``--math fast``
+setting), where every product is a dot op and every sum a reduction: from about 16 units on the
+library kernels win, by 13-36x at 64 and 128 units.
 """
 
 from __future__ import annotations
