@@ -48,10 +48,12 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from bench import env_with, header, log, ok, preamble, publish, steady_state, worker  # noqa: E402 - bench.py beside it, once on the path
 
+from echo_rnn_cli.config import MATH_MODES  # noqa: E402 - with the imports (config loads no TensorFlow)
+
 STATES = (4, 16, 64, 128)
 CELLS = ("rnn", "lstm", "gru")
 MODELS = (1, 16, 256)
-MATHS = ("exact", "fast")
+MATHS = MATH_MODES
 GATES = {"rnn": 1, "gru": 3, "lstm": 4}
 TUTORIAL_STATE = 4
 MIN_WINDOWS = 3
@@ -212,13 +214,13 @@ def measure(job: dict, opts) -> dict:
     row = {k: job[k] for k in ("framework", "cell", "state", "models", "math") if k in job}
     if job["skip"]:
         return row | {"status": "skipped: " + job["skip"]}
-    windows = (plan_windows(job["cell"], job["state"], job["models"], opts.budget, job.get("math", "exact"))
+    windows = (plan_windows(job["cell"], job["state"], job["models"], opts.budget, math_of(job))
                if job["framework"] == "echo-rnn"
                else plan_torch_windows(job["cell"], job["state"], opts.budget))
     args = ["--framework", job["framework"], "--cell", job["cell"], "--state", str(job["state"]),
             "--models", str(job["models"]), "--windows", str(windows), "--epochs", str(opts.epochs),
             "--device", opts.device, "--cap", str(opts.budget * opts.epochs * 1.5),
-            "--math", job.get("math", "exact")]
+            "--math", math_of(job)]
     # No compile cache: every program here is compiled once per process and timed after that.
     t0 = time.perf_counter()
     try:
@@ -239,7 +241,7 @@ def run_table(opts) -> dict:
     for i, job in enumerate(todo, 1):
         what = f"{job['framework']} {job['cell']} state {job['state']}" + (
             f" x{job['models']} models" if job["models"] > 1 else "") + (
-            " --math fast" if job.get("math") == "fast" else "")
+            " --math fast" if math_of(job) == "fast" else "")
         row = measure(job, opts)
         res["rows"].append(row)
         shown = (f"{row['per_window_us']:,.1f} us per window" if row["status"] == "ok" else row["status"])
@@ -258,13 +260,18 @@ def lookup(rows: list[dict], framework: str, cell: str, state: int, models: int 
     rows have no math mode; echo-rnn's rows without one are exact."""
     for r in rows:
         if (r["framework"], r["cell"], r["state"], r["models"]) == (framework, cell, state, models) and (
-                framework != "echo-rnn" or r.get("math", "exact") == math):
+                framework != "echo-rnn" or math_of(r) == math):
             return r.get(key) if r["status"] == "ok" else None
     return None
 
 
+def math_of(r: dict) -> str:
+    """An echo-rnn row's (or job's) math mode: rows without one are exact."""
+    return r.get("math", "exact")
+
+
 def modes(rows: list[dict]) -> list[str]:
-    return list(dict.fromkeys(r.get("math", "exact") for r in rows if r["framework"] == "echo-rnn")) or ["exact"]
+    return list(dict.fromkeys(math_of(r) for r in rows if r["framework"] == "echo-rnn")) or ["exact"]
 
 
 def us(value) -> str:
@@ -299,7 +306,7 @@ def table(res: dict) -> list[str]:
 
 def table_cells(rows: list[dict], cell: str, state: int, mode: str, seeds: list[int]) -> list[str]:
     mine = [r for r in rows if (r["cell"], r["state"]) == (cell, state)
-            and (r["framework"] != "echo-rnn" or r.get("math", "exact") == mode)]
+            and (r["framework"] != "echo-rnn" or math_of(r) == mode)]
     echo = lookup(rows, "echo-rnn", cell, state, math=mode)
     peer = lookup(rows, "pytorch", cell, state, key="best_us")
     skipped = next((r["status"] for r in mine if r["framework"] == "echo-rnn" and r["status"] != "ok"), "")
@@ -342,14 +349,14 @@ def targets(res: dict) -> list[str]:
         peer = lookup(rows, "pytorch", cell, state, key="best_us")
         return by_mode(lambda m: ratio(peer, lookup(rows, "echo-rnn", cell, state, math=m)))
 
-    out = ["Against the targets of issue 13 (item 2); '-' and n/a: not measured in this run.", "",
-           check("rnn state 64, per window", rnn(64), t["rnn64_us"], True),
-           check("rnn state 128 / state 64", by_mode(lambda m: ratio(rnn(128)[m], rnn(64)[m])), t["rnn128_over_64"],
-                 True, times)]
     def fastest(cell, state):
         known = [v for v in by_mode(lambda m: lookup(rows, "echo-rnn", cell, state, math=m)).values() if v is not None]
         return min(known, default=None)
 
+    out = ["Against the targets of issue 13 (item 2); '-' and n/a: not measured in this run.", "",
+           check("rnn state 64, per window", rnn(64), t["rnn64_us"], True),
+           check("rnn state 128 / state 64", by_mode(lambda m: ratio(rnn(128)[m], rnn(64)[m])), t["rnn128_over_64"],
+                 True, times)]
     for cell in (c for c in cells if c != "rnn"):
         out.append(check(f"{cell} / rnn at the default size (state {ts}; each in its faster math)",
                          ratio(fastest(cell, ts), fastest("rnn", ts)), t["cell_over_rnn"], True, times))
@@ -404,7 +411,7 @@ def plot(res: dict, path: Path) -> None:
         for framework, models, key, style, marker, label, mode in lines:
             pts = [(r["state"], r[key]) for r in rows if r["status"] == "ok" and r["cell"] == cell
                    and r["framework"] == framework and r["models"] == models
-                   and (mode is None or r.get("math", "exact") == mode)]
+                   and (mode is None or math_of(r) == mode)]
             if pts:
                 ax.plot(*zip(*sorted(pts), strict=True), style, marker=marker, color=colors.get(cell),
                         label=f"{label}, {cell}")
@@ -431,18 +438,18 @@ def int_list(text: str) -> tuple[int, ...]:
     return values
 
 
-def cell_list(text: str) -> tuple[str, ...]:
-    values = tuple(v.strip().lower() for v in text.split(","))
-    if not set(values) <= set(CELLS):
-        raise argparse.ArgumentTypeError(f"cells are {', '.join(CELLS)}; got {text!r}")
-    return values
+def choice_list(choices: tuple[str, ...], what: str):
+    """An argparse type: names from ``choices``, separated by commas."""
+    def parse(text: str) -> tuple[str, ...]:
+        values = tuple(v.strip().lower() for v in text.split(","))
+        if not set(values) <= set(choices):
+            raise argparse.ArgumentTypeError(f"{what} are {', '.join(choices)}; got {text!r}")
+        return values
+    return parse
 
 
-def math_list(text: str) -> tuple[str, ...]:
-    values = tuple(v.strip().lower() for v in text.split(","))
-    if not values or not set(values) <= set(MATHS):
-        raise argparse.ArgumentTypeError(f"math modes are {', '.join(MATHS)}; got {text!r}")
-    return values
+cell_list = choice_list(CELLS, "cells")
+math_list = choice_list(MATHS, "math modes")
 
 
 def parser() -> argparse.ArgumentParser:
