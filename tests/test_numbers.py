@@ -134,9 +134,37 @@ def test_a_run_at_chance_says_so_in_one_line(tmp_path, capsys):
     assert summary["status"] == "completed" and abs(summary["eval_accuracy"] - 0.5) < 0.05
     lines = warnings_in(err)
     assert len(lines) == 1, err
-    for fragment in ("is chance level (1/2)", "a window of 15 steps holds an echo of 3", "smaller --learning-rate",
-                     "more --epochs", "larger --state-size", "--init glorot"):
+    for fragment in ("is chance level (1/2)", "a window of 15 steps holds an echo of 3",
+                     "its loss ended above a uniform guess's", "smaller --learning-rate (now 3)"):
         assert fragment in lines[0], (fragment, lines[0])
+    for advice in ("--state-size", "--init", "more --epochs"):  # none of these would help sgd at 3
+        assert advice not in lines[0], (advice, lines[0])
+
+
+def test_the_chance_warning_names_the_tutorial_weights_where_they_saturate(small_config):
+    """The tutorial's all-positive weights, asked for with 16 units, saturate tanh: the warning
+    says so and names the init that works, and nothing about the rate."""
+    said = []
+    run = train(small_config.replace(init="tutorial", state_size=16), warn=said.append)
+    assert run.config.init == "tutorial" and len(said) == 1, said
+    assert "initial weights saturate tanh" in said[0] and "--init keras" in said[0]
+    assert "--learning-rate" not in said[0]
+
+
+def test_the_chance_warning_tells_a_collapse_from_a_slow_start(small_config):
+    """Which cause applies follows the run's own per-epoch losses: one that fell far below a
+    uniform guess and came back collapsed (smaller steps or clipping help); one that stayed at the
+    guess needs more epochs. Shown on a real run whose epoch means are then set to each shape."""
+    import dataclasses
+
+    from echo_rnn_cli.trainer import chance_causes
+
+    run = train(small_config.replace(epochs=3))
+    flat = dataclasses.replace(run, loss=np.full_like(run.loss, 0.69))
+    collapsed = dataclasses.replace(run, loss=np.where(run.epoch == 1, 0.01, 0.69).astype(np.float32))
+    (slow,), (fell,) = chance_causes(flat), chance_causes(collapsed)
+    assert "more --epochs" in slow and "--learning-rate" not in slow
+    assert "learned (mean loss 0.01 in epoch 2) and lost it again" in fell and "--clip-norm" in fell
 
 
 def test_chance_warning_in_the_library_and_not_where_no_window_holds_the_echo(small_config):
