@@ -114,13 +114,16 @@ def test_every_preset_has_a_documented_accuracy():
 @pytest.mark.slow
 @pytest.mark.parametrize("preset", sorted(p.name for p in (ROOT / "configs").glob("*.toml")))
 def test_every_preset_reaches_what_the_readme_says(preset, tmp_path, capsys):
-    """Trained in full, as a user would (`echo-rnn train --config configs/NAME.toml`)."""
+    """Trained in full for seeds 0-9, as a user would (`echo-rnn train --config configs/NAME.toml
+    --seeds 10`): every seed reaches the threshold, not one lucky seed."""
     code, stdout, err = run_cli(["train", "--config", ROOT / "configs" / preset, "-o", tmp_path / "r.npz",
-                                 "--json", "-q"], capsys)
+                                 "--seeds", "10", "--json", "-q"], capsys)
     assert code == 0, err
-    summary = json.loads(stdout)
-    assert summary["status"] == "completed"
-    assert summary["eval_accuracy"] >= documented_accuracies()[preset], summary
+    summaries = [json.loads(line) for line in stdout.splitlines()]
+    assert [s["config"]["seed"] for s in summaries] == list(range(10))
+    assert all(s["status"] == "completed" for s in summaries)
+    worst = min(s["eval_accuracy"] for s in summaries)
+    assert worst >= documented_accuracies()[preset], [s["eval_accuracy"] for s in summaries]
     assert not warnings_in(err), err
 
 
