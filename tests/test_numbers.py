@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from echo_rnn_cli import Config, load_run, train
+from echo_rnn_cli import Config, load_run, train, train_many
 from echo_rnn_cli.cli import cli
 from echo_rnn_cli.trainer import Traces, loss_bound
 from tests.conftest import small_flags
@@ -252,3 +252,14 @@ def test_ctrl_c_during_the_held_out_evaluation_completes(tmp_path):
     assert proc.returncode == 0, err
     assert_code_matches_the_status(proc.returncode, out, stdout, err, started=True)
     assert "the stop came after the last epoch" in err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("change", [{"state_size": 8}, {"num_layers": 2}])
+def test_defaults_beyond_the_tutorials_network_learn_for_every_seed(change):
+    """Item 4 of the cross-CPU issue: only the size or depth changed, `--init auto` draws Keras's
+    weights and the echo is learned by every seed 0-4 (the tutorial's weights left 8 units and 2
+    layers at chance), with margin."""
+    runs = train_many([Config(seed=s, **change) for s in range(5)])
+    assert {r.init_used for r in runs} == {"keras"}
+    assert min(r.eval_accuracy for r in runs) >= 0.99, [r.eval_accuracy for r in runs]
