@@ -24,8 +24,11 @@ from tests.conftest import SMALL
 
 #: One shape for the LSTM and GRU tests, so each cell's epoch compiles once per process.
 CELL = dict(total_series_length=5000, epochs=4, snapshot_every=25)
-#: Learning rates with which each cell learns echo 3 in CELL's 4 epochs (measured; seed 0).
-RATE = {"lstm": 1.0, "gru": 0.3}
+#: Learning rates with which each cell learns echo 3 in CELL's 4 epochs for every seed tried (0-5:
+#: LSTM 0.996 to 0.999, GRU 0.998 to 0.999 on an AMD EPYC; at 0.3 the GRU left seeds 3 and 4 at 0.84).
+RATE = {"lstm": 1.0, "gru": 0.5}
+#: Seeds trained (together, one program) where a test claims that a cell learns.
+LEARN_SEEDS = (0, 1, 2)
 
 
 def _assert_same_run(a: Run, b: Run) -> None:
@@ -42,14 +45,16 @@ def _assert_same_run(a: Run, b: Run) -> None:
 
 @pytest.fixture(scope="module")
 def learned():
-    """Each new cell trained alone on CELL's settings."""
-    return {cell: train(Config(cell=cell, learning_rate=RATE[cell], **CELL)) for cell in RATE}
+    """Each new cell trained on CELL's settings for LEARN_SEEDS (together: bit for bit each alone)."""
+    return {cell: train_many([Config(cell=cell, learning_rate=RATE[cell], seed=s, **CELL) for s in LEARN_SEEDS])
+            for cell in RATE}
 
 
 @pytest.mark.parametrize("cell", list(RATE))
 def test_each_cell_learns_the_echo(learned, cell):
-    run = learned[cell]
-    assert run.status == "completed" and run.eval_accuracy > 0.98, run.eval_accuracy
+    runs = learned[cell]
+    assert all(r.status == "completed" and r.eval_accuracy > 0.98 for r in runs), [r.eval_accuracy for r in runs]
+    run = runs[0]
     assert run.loss.size == 4 * run.config.windows_per_epoch
     gates = {"lstm": 4, "gru": 3}[cell]
     assert run.params["recurrent_0"].shape == (4, gates * 4)
@@ -69,7 +74,7 @@ def test_seeds_trained_together_are_bit_for_bit_each_alone(learned, cell):
 
 def test_training_twice_is_identical(learned):
     c = Config(cell="lstm", learning_rate=RATE["lstm"], **CELL)
-    _assert_same_run(learned["lstm"], train(c))
+    _assert_same_run(learned["lstm"][0], train(c))
 
 
 def test_lstm_divergence_keeps_the_trace_up_to_the_first_bad_window():

@@ -47,9 +47,11 @@ def test_math_mode_refuses_unknown_modes():
 
 
 def test_fast_math_learns_what_exact_learns():
+    """For seeds 0-2 (seeds 0-5 measured: 0.995 to 0.999 on an AMD EPYC)."""
     exact = train(Config(**LSTM))
-    fast = train(Config(math="fast", **LSTM))
-    assert fast.status == "completed" and fast.eval_accuracy > 0.98, fast.eval_accuracy
+    runs = train_many([Config(math="fast", seed=s, **LSTM) for s in (0, 1, 2)])
+    assert all(r.status == "completed" and r.eval_accuracy > 0.98 for r in runs), [r.eval_accuracy for r in runs]
+    fast = runs[0]
     assert fast.config.math == "fast"
     # The same network and data: the first window's loss agrees to rounding, and the two part only
     # as rounding differences grow (so the traces are not bit for bit equal).

@@ -324,9 +324,10 @@ def _one_epoch(traces: Traces, c: Config, epoch: int) -> Traces:
 
 @pytest.mark.slow
 def test_default_configuration_learns_the_echo():
-    """The tutorial's settings, all 100 epochs: held-out accuracy at least 0.99."""
-    run = train(Config())
-    assert run.status == "completed"
-    assert run.eval_accuracy >= 0.99, run.eval_accuracy
-    first, last = run.loss[:666].mean(), run.final_loss
-    assert last < 0.05 < first
+    """The tutorial's settings, all 100 epochs, seeds 0-2: held-out accuracy at least 0.99 for each
+    (seeds 0-9 measured: 0.9998 to 0.9999; the default preset's slow test trains all ten)."""
+    for run in train_many([Config(seed=s) for s in (0, 1, 2)]):
+        assert run.status == "completed"
+        assert run.eval_accuracy >= 0.99, run.eval_accuracy
+        first, last = run.loss[:666].mean(), run.final_loss
+        assert last < 0.05 < first
