@@ -116,13 +116,23 @@ class WholeNumber(click.ParamType):
         if isinstance(value, int) and not isinstance(value, bool):
             n = value
         else:
+            text = str(value).strip()
+            shown = repr(text) if len(text) <= 40 else f"'{text[:20]}...' ({len(text):,} characters)"
+            if len(text) > 400 and text.lstrip("+-").isascii() and text.lstrip("+-").isdigit():
+                # int() refuses 4,300 digits and more with a message of its own; no flag needs 400.
+                self.fail(f"{shown} is out of range; allowed: {self.allowed()}", param, ctx)
             try:
-                n = int(str(value).strip(), 10)
+                n = int(text, 10)
             except ValueError:
-                self.fail(f"{value!r} is not a whole number; allowed: {self.allowed()}", param, ctx)
+                self.fail(f"{shown} is not a whole number; allowed: {self.allowed()}", param, ctx)
         if n < self.min or (self.max is not None and n > self.max):
-            self.fail(f"{n} is out of range; allowed: {self.allowed()}", param, ctx)
+            self.fail(f"{_short(n)} is out of range; allowed: {self.allowed()}", param, ctx)
         return n
+
+
+def _short(n: int) -> str:
+    text = str(n)
+    return text if len(text) <= 40 else f"{text[:20]}... ({len(text):,} digits)"
 
 
 class Number(click.ParamType):
