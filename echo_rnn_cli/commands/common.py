@@ -152,6 +152,16 @@ class Number(click.ParamType):
             self.fail(f"{value!r} is not a number; allowed: {self._allowed}", param, ctx)
 
 
+class NamedPath(click.Path):
+    """A path that names something: an empty (or blank) one is refused, where click would turn it
+    into '.' and write or read in the current folder unasked."""
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, str) and not value.strip():
+            self.fail("an empty name; give a file or folder name", param, ctx)
+        return super().convert(value, param, ctx)
+
+
 class FilePath(click.Path):
     """A file to write: a name that ends in a separator (a folder, surely) or is empty is refused,
     before pathlib drops the separator and the run file takes the folder's name."""
@@ -183,7 +193,7 @@ def setting_option(s: Setting):
 
 def config_options(f):
     """``--config FILE`` and one flag per setting, in the settings' order."""
-    options = [click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
+    options = [click.option("--config", "config_file", type=NamedPath(dir_okay=False, path_type=Path),
                             help="TOML file of settings (keys named like the flags, with _); flags override it.")]
     options += [setting_option(s) for s in SETTINGS.values()]
     for option in reversed(options):
