@@ -27,6 +27,8 @@ from .settings import FLOAT32_MAX, FLOAT32_TINY, ConfigError, Setting, flag_name
 OPTIMIZERS = ("adagrad", "adam", "sgd", "rmsprop")
 DEVICES = ("auto", "cpu", "gpu")
 CELLS = ("rnn", "lstm", "gru")
+#: The deepest stack of layers (see num_layers).
+MAX_LAYERS = 16
 #: How the compiled program sums (``model``): 'exact' in a fixed order, 'fast' with library kernels.
 MATH_MODES = ("exact", "fast")
 #: ``init`` schemes; 'auto' is each cell's own default (``CELL_INITS``'s first).
@@ -65,7 +67,9 @@ class Config:
     # Beyond the tutorial (its next parts): these shape the compiled program, so not per model.
     cell: str = setting("rnn", "Recurrent cell: rnn (the tutorial's tanh), lstm or gru (Keras's layers)",
                         choices=CELLS)
-    num_layers: int = setting(1, "Stacked recurrent layers", min=1)
+    # At most 16: each layer is written out in the compiled program, which takes seconds per layer
+    # to compile (an LSTM of 32 layers: about 100 s and 2.7 GB on 2 cores), so 500 would take hours.
+    num_layers: int = setting(1, "Stacked recurrent layers", min=1, max=MAX_LAYERS)
     dropout: float = setting(0.0, "Dropout between layers and before the softmax layer, in training",
                              fraction=True)
     stride: int = setting(0, "Steps between window starts; 0: the window length (no overlap)", min=0)

@@ -103,6 +103,7 @@ def _train(configs, resumed, reporter, figure, warn, stop, logdirs=None):
         board = GroupLogger(logdirs, configs, resumed.epochs_completed if resumed else 0)
 
     def on_epoch(report) -> None:
+        stop.nothing_to_lose = False
         reporter.update(report)
         if figure is not None:
             figure.update(report)
@@ -110,6 +111,7 @@ def _train(configs, resumed, reporter, figure, warn, stop, logdirs=None):
             board.on_epoch(report)
 
     reporter.start(_headline(configs), configs[0].epochs)
+    stop.nothing_to_lose = stop.signum is None  # a compile of minutes ends at once on a signal
     try:
         runs = train_many(configs, on_epoch=on_epoch, should_stop=stop,
                           resumes=[resumed] if resumed else None, warn=warn)
