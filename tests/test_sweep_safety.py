@@ -5,6 +5,7 @@ and a Ray cluster that loses a node. Real training (tiny configs), real processe
 import json
 import math
 import os
+import signal
 import subprocess
 import threading
 import time
@@ -299,6 +300,35 @@ def test_killing_the_driver_leaves_the_folder_as_it_was(tmp_path):
         assert load_run(f).epochs_completed > 0, f
     manifest = {p["file"]: p["status"] for p in read_manifest(out)["points"]}
     assert manifest[finished.name] == "completed"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_to_the_sweeps_process_group_keeps_every_point(tmp_path, signum, code):
+    """Issue 21, case 2: a batch scheduler, `kill -TERM -PGID`, a container stop and `timeout` signal
+    the whole group, workers included (`timeout` the driver too, 50 ms before). SIGTERM killed the
+    workers: every point 'error' (BrokenProcessPool), no run file. Each point must stop at its next
+    epoch and be kept as 'interrupted'."""
+    out = tmp_path / "s"
+    flags = ["--epochs", "100000", "--grid", "echo_step=2,3", "--jobs", "2", "-o", out]
+    proc = subprocess.Popen(sweep_cmd(*flags), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env=ENV, start_new_session=True)
+    started = 0
+    for line in proc.stderr:
+        started += line.startswith("training ")
+        if started == 2:
+            break
+    assert started == 2 and proc.poll() is None
+    time.sleep(20)  # both workers past their compile, into epochs of a tenth of a second
+    os.kill(proc.pid, signum)
+    time.sleep(0.05)
+    os.killpg(proc.pid, signum)
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == code, err
+    assert "Traceback" not in err and "BrokenProcessPool" not in err, err
+    runs = {p.name: load_run(p) for p in out.glob("*.npz")}
+    assert len(runs) == 2 and all(r.status == "interrupted" and r.epochs_completed >= 1 for r in runs.values()), err
+    assert {p["status"] for p in read_manifest(out)["points"]} == {"interrupted"}
 
 
 def _processes_with(marker: str, but: int | None = None) -> list[int]:

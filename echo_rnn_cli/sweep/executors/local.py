@@ -99,13 +99,21 @@ def run_pool(tasks: list[Task], workers: int, emit: Emit, started, progress, sho
 _worker_stop = None
 _worker_events = None
 _worker_parent = None
+_worker_terminated = False
+
+
+def _on_sigterm(signum, frame) -> None:
+    global _worker_terminated
+    _worker_terminated = True
 
 
 def _init_worker(stop_event, events, parent_pid: int) -> None:
     global _worker_stop, _worker_events, _worker_parent
     # Ctrl-C on a terminal reaches the whole process group; the parent decides what stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    # So does SIGTERM from a batch scheduler, `kill -TERM -PGID` or a container stop: dying on it
+    # would lose the point's epochs (and break the pool). Stop at the next epoch, saved, as asked.
+    signal.signal(signal.SIGTERM, _on_sigterm)
     _worker_stop, _worker_events, _worker_parent = stop_event, events, parent_pid
     threading.Thread(target=_exit_with_parent, name="echo-rnn-orphan-watch", daemon=True).start()
 
@@ -119,7 +127,7 @@ def _exit_with_parent() -> None:
 
 
 def _worker_should_stop() -> bool:
-    return _worker_stop.is_set() or os.getppid() != _worker_parent
+    return _worker_terminated or _worker_stop.is_set() or os.getppid() != _worker_parent
 
 
 def _worker_run(task_id: int, task: Task) -> list[TaskResult]:
