@@ -143,6 +143,30 @@ def test_every_reader_refuses_every_hostile_file(tmp_path, row, reader, limit):
     assert time.monotonic() - start < limit
 
 
+@pytest.mark.parametrize("args", [["summary", "{path}"], ["plot", "{path}", "-o", "{folder}/f.png"],
+                                  ["echo", "{path}", "0110"], ["export", "{path}", "{folder}/m.keras"]],
+                         ids=lambda a: a[0])
+def test_a_file_that_inflates_is_refused_in_bounded_memory_and_time(tmp_path, args):
+    """Issue 21, case 3: each reader peaked at 11.7 GB and took 31-81 s on such a file (999,000,000
+    float32) before refusing it; here 800 MB: the refusal must come before any of it is inflated."""
+    from .hostile import inflating
+
+    path = inflating(tmp_path)
+    start = time.monotonic()
+    proc = subprocess.Popen([sys.executable, "-m", "echo_rnn_cli", *[a.format(path=path, folder=tmp_path)
+                                                                     for a in args]],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=ENV, cwd=tmp_path)
+    err = proc.stderr.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    took, peak_mb = time.monotonic() - start, usage.ru_maxrss / 1024  # ru_maxrss is in KiB on Linux
+    assert os.waitstatus_to_exitcode(status) in (1, 2) and "more than 16 times its size" in err, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    print(f"{args[0]}: peak {peak_mb:.0f} MB, {took:.1f} s")
+    assert peak_mb < 600, f"peak {peak_mb:.0f} MB"  # Python, NumPy and (export) TensorFlow
+    assert took < CLI_TIMEOUT, took
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["inflating.npz"]
+
+
 def test_a_good_file_reads_back(tmp_path):
     arrays = read_npz(GOOD(tmp_path))
     assert arrays["loss"].dtype == np.float32 and arrays["loss"].shape == (4,)
