@@ -32,6 +32,29 @@ SAME_REQUEST_S = 0.5
 NOTHING_WRITTEN = b"Error: interrupted before the first epoch ended; nothing written\n"
 
 
+class Terminated(BaseException):
+    """SIGTERM outside training (export, plot, summary): raised in the main thread so that every
+    ``finally`` runs and no temporary file or folder is left; exit 143. A BaseException, like
+    KeyboardInterrupt, so that no ``except Exception`` takes it for a failure to recover from."""
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated()
+
+
+@contextlib.contextmanager
+def raise_on_sigterm() -> Iterator[None]:
+    """While in it, SIGTERM raises ``Terminated`` (``stop_on_signals`` replaces this while training)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 class StopRequest:
     """Callable as ``should_stop``; ``signum`` is the first signal received (None if none)."""
 

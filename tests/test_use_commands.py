@@ -249,6 +249,27 @@ def test_export_savedmodel_is_picked_by_the_name_and_replaced_only_when_forced(r
     assert np.array_equal(served.argmax(-1), echo(load_run(run_file), symbols).prediction)
 
 
+@pytest.mark.slow
+def test_sigterm_during_a_savedmodel_export_leaves_nothing_behind(run_file, tmp_path):
+    """Issue 21, case 10: SIGTERM killed the process inside its `finally`-guarded staging, leaving an
+    empty hidden `.OUT.XXXXXXXX` folder beside OUT. Signalled as soon as that folder appears."""
+    import signal
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "echo_rnn_cli", "export", run_file, "served", "--format",
+                             "savedmodel"], cwd=tmp_path, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob(".served.*")) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert proc.poll() is None, proc.stderr.read()
+    proc.send_signal(signal.SIGTERM)
+    err = proc.stderr.read()
+    assert proc.wait(timeout=60) == 143, err
+    assert err.strip() == "Error: terminated (SIGTERM)", err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_export_refuses_a_diverged_run(tmp_path):
     diverged = save_run(Run(config=Config(epochs=1, total_series_length=150), status="diverged"), tmp_path / "d.npz")
     _one_error_line(invoke(["export", diverged, tmp_path / "d.keras"]), "diverged")

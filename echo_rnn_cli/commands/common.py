@@ -16,9 +16,10 @@ import click
 
 from ..config import SETTINGS, ConfigError, Setting
 from ..guards import GuardError
+from ..interrupts import Terminated, raise_on_sigterm
 from ..runs import RunFileError
 
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
 
 
 class UserError(click.ClickException):
@@ -51,6 +52,9 @@ def _exit_for(e: BaseException) -> int:
     if isinstance(e, click.ClickException):
         fail(e.format_message())
         return e.exit_code
+    if isinstance(e, Terminated):
+        fail("terminated (SIGTERM)")
+        return EXIT_TERMINATED
     if isinstance(e, (click.Abort, KeyboardInterrupt)):
         fail("aborted" if isinstance(e, click.Abort) else "interrupted")
         return EXIT_INTERRUPTED
@@ -77,8 +81,9 @@ class EchoGroup(click.Group):
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         try:
-            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
-        except (click.ClickException, click.Abort, KeyboardInterrupt, BrokenPipeError, ConfigError,
+            with raise_on_sigterm():
+                rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except (click.ClickException, click.Abort, KeyboardInterrupt, Terminated, BrokenPipeError, ConfigError,
                 RunFileError, GuardError) as e:
             sys.exit(_exit_for(e))
         except Exception as e:  # the promise is: never a traceback
