@@ -60,7 +60,9 @@ class Config:
     learning_rate: float = setting(0.3, "Step size, a positive number", per_model=True)
     seed: int = setting(0, "Seeds data and initial weights", min=0, per_model=True)
     device: str = setting("auto", "auto uses a GPU when TensorFlow sees one", choices=DEVICES, resumable=True)
-    snapshot_every: int = setting(100, "Windows between prediction snapshots within an epoch", min=1)
+    # The compiled epoch holds it as an int32; no epoch has a billion windows (memory refuses that).
+    snapshot_every: int = setting(100, "Windows between prediction snapshots within an epoch", min=1,
+                                  max=10**9)
     init: str = setting("auto", "Initial weights: auto (tutorial for rnn, keras for lstm/gru), tutorial "
                         "(uniform [0,1)), glorot (for larger states) or keras (Keras's layer defaults)",
                         choices=INITS, per_model=True)

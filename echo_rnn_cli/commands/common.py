@@ -123,13 +123,13 @@ class WholeNumber(click.ParamType):
         else:
             text = str(value).strip()
             shown = repr(text) if len(text) <= 40 else f"'{text[:20]}...' ({len(text):,} characters)"
-            if len(text) > 400 and text.lstrip("+-").isascii() and text.lstrip("+-").isdigit():
-                # int() refuses 4,300 digits and more with a message of its own; no flag needs 400.
-                self.fail(f"{shown} is out of range; allowed: {self.allowed()}", param, ctx)
             try:
                 n = int(text, 10)
             except ValueError:
-                self.fail(f"{shown} is not a whole number; allowed: {self.allowed()}", param, ctx)
+                digits = text.lstrip("+-")
+                # int() refuses more than 4,300 digits: a whole number still, just absurdly large.
+                fault = "is out of range" if digits.isascii() and digits.isdigit() else "is not a whole number"
+                self.fail(f"{shown} {fault}; allowed: {self.allowed()}", param, ctx)
         if n < self.min or (self.max is not None and n > self.max):
             self.fail(f"{_short(n)} is out of range; allowed: {self.allowed()}", param, ctx)
         return n
