@@ -331,6 +331,37 @@ def test_a_signal_to_the_sweeps_process_group_keeps_every_point(tmp_path, signum
     assert {p["status"] for p in read_manifest(out)["points"]} == {"interrupted"}
 
 
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry.name))
+            except (OSError, IndexError, ValueError):
+                continue
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc to see the workers start")
+def test_sigterm_to_the_group_as_the_workers_start_breaks_nothing(tmp_path):
+    """A worker signalled while it is still starting (before it could set its own handler) died of
+    SIGTERM's default action and broke the pool: every point 'error'. Signalled the moment the
+    first worker process exists, the sweep stops cleanly: exit 143, no point failed."""
+    out = tmp_path / "s"
+    proc = subprocess.Popen(sweep_cmd("--epochs", "100000", "--grid", "echo_step=2,3", "--jobs", "2", "-o", out),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=ENV,
+                            start_new_session=True)
+    deadline = time.monotonic() + 120
+    while len(_children(proc.pid)) < 2 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)  # the resource tracker, then the first worker
+    os.killpg(proc.pid, signal.SIGTERM)
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 143, err
+    assert "error" not in err and "BrokenProcessPool" not in err and "Traceback" not in err, err
+    assert {p["status"] for p in read_manifest(out)["points"]} <= {"pending", "interrupted"}
+
+
 def _processes_with(marker: str, but: int | None = None) -> list[int]:
     """Processes whose environment holds ``marker`` (Linux /proc)."""
     found = []
