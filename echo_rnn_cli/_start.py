@@ -17,6 +17,11 @@ def _interrupted(signum, frame):
     os._exit(130)
 
 
+def _terminated(signum, frame):
+    os.write(2, b"Error: terminated (SIGTERM)\n")
+    os._exit(143)
+
+
 def take_ctrl_c() -> bool:
     """Make Ctrl-C end the process at once; False (nothing changed) off the main thread, where
     handlers cannot be set, or where Ctrl-C is ignored (a shell's background job)."""
@@ -26,4 +31,6 @@ def take_ctrl_c() -> bool:
         _signal.signal(_signal.SIGINT, _interrupted)
     except ValueError:
         return False
+    if _signal.getsignal(_signal.SIGTERM) == _signal.SIG_DFL:  # the same for SIGTERM: exit 143, one line
+        _signal.signal(_signal.SIGTERM, _terminated)
     return True

@@ -51,7 +51,12 @@ def raise_on_sigterm() -> Iterator[None]:
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         yield
-    finally:
+    except Terminated:
+        # The process is ending with 143: a second SIGTERM (`timeout` signals the group too) must
+        # not kill it by default before it has said so.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise
+    else:
         signal.signal(signal.SIGTERM, previous)
 
 

@@ -250,20 +250,28 @@ def test_export_savedmodel_is_picked_by_the_name_and_replaced_only_when_forced(r
 
 
 @pytest.mark.slow
-def test_sigterm_during_a_savedmodel_export_leaves_nothing_behind(run_file, tmp_path):
-    """Issue 21, case 10: SIGTERM killed the process inside its `finally`-guarded staging, leaving an
-    empty hidden `.OUT.XXXXXXXX` folder beside OUT. Signalled as soon as that folder appears."""
+@pytest.mark.parametrize("args, temporary", [
+    (["export", "{run}", "served", "--format", "savedmodel"], ".served.*"),
+    (["export", "{run}", "m.keras"], ".m.keras.*"),
+    (["plot", "{run}", "--animate", "a.gif", "--frames", "400", "-q"], ".a.gif.*"),
+])
+def test_sigterm_to_the_group_while_writing_leaves_nothing_behind(run_file, tmp_path, args, temporary):
+    """Issue 21, case 10: SIGTERM killed an export inside its `finally`-guarded staging, leaving an
+    empty hidden `.OUT.XXXXXXXX` folder beside OUT. Signalled as `timeout` does (the process, then
+    its group) as soon as the temporary file or folder appears: exit 143, one line, nothing left."""
     import signal
     import time
 
-    proc = subprocess.Popen([sys.executable, "-m", "echo_rnn_cli", "export", run_file, "served", "--format",
-                             "savedmodel"], cwd=tmp_path, stderr=subprocess.PIPE, text=True,
+    proc = subprocess.Popen([sys.executable, "-m", "echo_rnn_cli", *[a.format(run=run_file) for a in args]],
+                            cwd=tmp_path, stderr=subprocess.PIPE, text=True, start_new_session=True,
                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     deadline = time.monotonic() + 120
-    while not list(tmp_path.glob(".served.*")) and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.01)
+    while not list(tmp_path.glob(temporary)) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
     assert proc.poll() is None, proc.stderr.read()
-    proc.send_signal(signal.SIGTERM)
+    os.kill(proc.pid, signal.SIGTERM)
+    time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGTERM)
     err = proc.stderr.read()
     assert proc.wait(timeout=60) == 143, err
     assert err.strip() == "Error: terminated (SIGTERM)", err
