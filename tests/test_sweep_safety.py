@@ -57,6 +57,11 @@ CRAFTED = {
     "list-at-top": ([GOOD_POINT], "the top level is a list, not an object"),
     "deep-nesting": (_deep(100_000), "nested too deeply"),
     "deep-inside": ('{"base_config": {}, "points": [' + _deep(100_000) + "]}", "nested too deeply"),
+    # 1 MB of '{},' parsed to 60 MB (256 MB, the size allowed, would take 7 GB): counted first.
+    "many-objects": ('{"base_config": {}, "points": [' + ",".join(["{}"] * 500_000) + "]}",
+                     "500,003 JSON objects and lists"),
+    "many-numbers": ('{"base_config": {}, "points": [' + ",".join(["0"] * 7_000_000) + "]}",
+                     "7,000,000 commas"),
     "not-json": ("{this is not json", "not JSON"),
     "not-utf8": (b"\xff\xfe{}", "not JSON"),
     "empty": ("", "not JSON"),
@@ -132,6 +137,24 @@ def test_readers_of_a_crafted_manifest_fail_with_one_line(tmp_path, name):
     result = CliRunner().invoke(cli, ["summary", str(folder), "--format", "json"])
     assert [Path(r["output"] if "output" in r else r["file"]).name for r in json.loads(result.stdout)] == ["a.npz"]
     assert CRAFTED[name][1] in result.stderr and one_line(result.stderr)
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc for the peak memory")
+def test_a_manifest_of_millions_of_objects_is_refused_in_bounded_memory(tmp_path):
+    """The same class as issue 21, case 3: 15 MB of '{},' in sweep.json made `summary` peak at
+    420 MB (the 256 MB allowed: about 7 GB) before refusing it."""
+    import subprocess
+    import sys
+
+    from tests.test_hostile_inputs import PEAK_MEMORY
+
+    folder = tmp_path / "s"
+    write_crafted(folder, '{"base_config": {}, "points": [' + ",".join(["{}"] * 5_000_000) + "]}")
+    proc = subprocess.run([sys.executable, "-c", PEAK_MEMORY, "summary", str(folder)], capture_output=True,
+                          text=True, env={**ENV, "HWM_FILE": str(tmp_path / "hwm")}, timeout=120)
+    peak_mb = int((tmp_path / "hwm").read_text()) / 1024
+    assert peak_mb < 150, f"peak {peak_mb:.0f} MB"
+    assert "JSON objects and lists" in proc.stderr and one_line(proc.stderr), proc.stderr
 
 
 # ---------------------------------------------------------------- checked before any work
