@@ -1,4 +1,5 @@
-"""Ctrl-C while the command is starting: the process ends at once, one line, exit 130.
+"""Ctrl-C while the command is starting: the process ends at once, one line, exit 130 (SIGTERM:
+143, as ``timeout`` or a batch scheduler may send it at any moment).
 
 Importing the commands (click, NumPy) takes a good part of a second, and a KeyboardInterrupt
 raised inside an import would escape every handler of the commands as a traceback. Nothing has
