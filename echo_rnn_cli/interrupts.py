@@ -68,6 +68,7 @@ class StopRequest:
         self._seen = 0  # signals the watcher has read (the handler may set signum before it does)
         self._first_at = 0.0
         self._critical = threading.RLock()
+        self.stderr = 2  # the user's stderr: fd 2 itself is /dev/null while TensorFlow loads
         #: True while there is nothing to save: the first signal then ends the process at once.
         self.nothing_to_lose = False
 
@@ -94,7 +95,8 @@ class StopRequest:
                 self.signum = signum
             if not self.nothing_to_lose:
                 return
-            os.write(2, NOTHING_WRITTEN)
+            with contextlib.suppress(OSError):
+                os.write(self.stderr, NOTHING_WRITTEN)
         elif now - self._first_at < SAME_REQUEST_S:
             return  # the same request, delivered twice (to the process and to its group)
         with self._critical:  # wait for a save in progress, then go at once
@@ -128,6 +130,8 @@ def stop_on_signals() -> Iterator[StopRequest]:
                 if signum in EXIT_CODES:
                     request._signal(signum)
 
+    with contextlib.suppress(OSError):
+        request.stderr = os.dup(2)
     previous = {s: signal.signal(s, handler) for s in EXIT_CODES}
     previous_fd = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
     watcher = threading.Thread(target=watch, name="echo-rnn-signals", daemon=True)
@@ -141,3 +145,5 @@ def stop_on_signals() -> Iterator[StopRequest]:
         os.close(write_fd)  # the watcher reads end-of-file and returns
         watcher.join(timeout=5)
         os.close(read_fd)
+        if request.stderr != 2:
+            os.close(request.stderr)

@@ -572,6 +572,25 @@ def test_a_signal_during_a_long_compile_ends_the_process_at_once(tmp_path, signu
     assert out.read_bytes() == OLD and files_in(tmp_path) == {"r.npz"}
 
 
+@pytest.mark.parametrize("delay", [0.5, 2.0, 4.0])
+def test_sigterm_while_tensorflow_loads_says_so(tmp_path, delay):
+    """While TensorFlow loads, fd 2 is /dev/null (its C++ start-up chatter goes there): a SIGTERM then
+    (`timeout -s TERM 6`) ended the process with 143 and not a word. The line goes to the user's stderr."""
+    out = tmp_path / "r.npz"
+    proc = subprocess.Popen([sys.executable, "-m", "echo_rnn_cli", "train", *small_flags(), "-o", str(out)],
+                            stderr=subprocess.PIPE, text=True, env=ENV, cwd=tmp_path, start_new_session=True)
+    assert proc.stderr.readline().startswith("echo-rnn: training")
+    time.sleep(delay)
+    os.killpg(proc.pid, signal.SIGTERM)
+    err = proc.stderr.read()
+    code = proc.wait(timeout=120)
+    if code == 0:
+        pytest.skip(f"trained to the end within {delay} s of its first line")
+    assert code == 143, err
+    assert_one_line_error(err, "interrupted before the first epoch ended; nothing written")
+    assert not out.exists()
+
+
 def test_second_sigint_stops_at_once_and_leaves_the_old_file(tmp_path):
     """Epochs of 66,666 windows (seconds each): both Ctrl-Cs land inside the compiled epoch, where
     Python runs no signal handler until it returns; the second still ends the process there, with
