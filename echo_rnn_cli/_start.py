@@ -1,4 +1,5 @@
-"""Ctrl-C while the command is starting: the process ends at once, one line, exit 130.
+"""Ctrl-C while the command is starting: the process ends at once, one line, exit 130 (SIGTERM:
+143, as ``timeout`` or a batch scheduler may send it at any moment).
 
 Importing the commands (click, NumPy) takes a good part of a second, and a KeyboardInterrupt
 raised inside an import would escape every handler of the commands as a traceback. Nothing has
@@ -17,6 +18,11 @@ def _interrupted(signum, frame):
     os._exit(130)
 
 
+def _terminated(signum, frame):
+    os.write(2, b"Error: terminated (SIGTERM)\n")
+    os._exit(143)
+
+
 def take_ctrl_c() -> bool:
     """Make Ctrl-C end the process at once; False (nothing changed) off the main thread, where
     handlers cannot be set, or where Ctrl-C is ignored (a shell's background job)."""
@@ -26,4 +32,6 @@ def take_ctrl_c() -> bool:
         _signal.signal(_signal.SIGINT, _interrupted)
     except ValueError:
         return False
+    if _signal.getsignal(_signal.SIGTERM) == _signal.SIG_DFL:  # the same for SIGTERM: exit 143, one line
+        _signal.signal(_signal.SIGTERM, _terminated)
     return True

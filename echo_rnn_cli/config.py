@@ -27,6 +27,8 @@ from .settings import FLOAT32_MAX, FLOAT32_TINY, ConfigError, Setting, flag_name
 OPTIMIZERS = ("adagrad", "adam", "sgd", "rmsprop")
 DEVICES = ("auto", "cpu", "gpu")
 CELLS = ("rnn", "lstm", "gru")
+#: The deepest stack of layers (see num_layers).
+MAX_LAYERS = 16
 #: How the compiled program sums (``model``): 'exact' in a fixed order, 'fast' with library kernels.
 MATH_MODES = ("exact", "fast")
 #: ``init`` schemes; 'auto' is ``Config.init_scheme``: the tutorial's weights for the tutorial's
@@ -61,14 +63,18 @@ class Config:
     learning_rate: float = setting(0.3, "Step size, a positive number", per_model=True)
     seed: int = setting(0, "Seeds data and initial weights", min=0, per_model=True)
     device: str = setting("auto", "auto uses a GPU when TensorFlow sees one", choices=DEVICES, resumable=True)
-    snapshot_every: int = setting(100, "Windows between prediction snapshots within an epoch", min=1)
+    # The compiled epoch holds it as an int32; no epoch has a billion windows (memory refuses that).
+    snapshot_every: int = setting(100, "Windows between prediction snapshots within an epoch", min=1,
+                                  max=10**9)
     init: str = setting("auto", "Initial weights: auto (tutorial for the tutorial's rnn of 4 units and one layer, "
                         "keras everywhere else), tutorial (uniform [0,1); saturates tanh beyond 4 units), glorot or "
                         "keras (Keras's layer defaults)", choices=INITS, per_model=True)
     # Beyond the tutorial (its next parts): these shape the compiled program, so not per model.
     cell: str = setting("rnn", "Recurrent cell: rnn (the tutorial's tanh), lstm or gru (Keras's layers)",
                         choices=CELLS)
-    num_layers: int = setting(1, "Stacked recurrent layers", min=1)
+    # At most 16: each layer is written out in the compiled program, which takes seconds per layer
+    # to compile (an LSTM of 32 layers: about 100 s and 2.7 GB on 2 cores), so 500 would take hours.
+    num_layers: int = setting(1, "Stacked recurrent layers", min=1, max=MAX_LAYERS)
     dropout: float = setting(0.0, "Dropout between layers and before the softmax layer, in training",
                              fraction=True)
     stride: int = setting(0, "Steps between window starts; 0: the window length (no overlap)", min=0)

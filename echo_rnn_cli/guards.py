@@ -113,6 +113,11 @@ def check_output(path: str | os.PathLike, *, inputs: Iterable[str | os.PathLike]
     if info is not None and not replace:
         tail = f"; {ways_out}" if ways_out else ""
         raise GuardError(f"{what} {str(path)!r} already exists{tail}")
+    if info is None and not replace and os.path.islink(path):
+        # A link to what is not there yet (an unmounted disk) is still an entry the user made.
+        tail = f"; {ways_out}" if ways_out else ""
+        raise GuardError(f"{what} {str(path)!r} is a symlink to {os.readlink(path)!r}, which does not exist; "
+                         f"it is not replaced{tail}")
     _check_folder(path, what)
     return path
 

@@ -22,6 +22,9 @@ GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 #: Format-1 run files name layer 0 of the tutorial's network by its old names.
 LEGACY_NAMES = {"Wx": "kernel_0", "Ws": "recurrent_0", "b": "bias_0"}
 MAX_DIGIT_CLASSES = 10
+#: The longest sequence ``echo`` feeds: NumPy steps through it one symbol at a time (about a
+#: second for this many on a small network), and its three printed lines grow with it.
+MAX_SYMBOLS = 100_000
 
 
 class SequenceError(ValueError):
@@ -77,24 +80,44 @@ def parse_symbols(text: str, num_classes: int) -> np.ndarray:
         raise SequenceError("the sequence is empty: give at least one symbol, e.g. 0110100111")
     if num_classes <= MAX_DIGIT_CLASSES:
         tokens = [ch for ch in stripped if ch not in ", \t"]
+        _check_length(len(tokens))
         top = str(num_classes - 1)
-        bad = sorted({ch for ch in tokens if not ch.isdigit() or not "0" <= ch <= top})
+        # Compared as characters, not str.isdigit: that is true for '²' and other digits int() refuses.
+        bad = sorted({ch for ch in tokens if not "0" <= ch <= top})
         if bad:
             raise SequenceError(f"the sequence may hold only the digits 0..{top} for {num_classes} classes; "
-                                f"found {''.join(bad)!r}")
+                                f"found {''.join(bad)[:20]!r}")
         return np.array([int(ch) for ch in tokens], np.int32)
     tokens = [t for t in re.split(r"[,\s]+", stripped) if t]
-    bad = [t for t in tokens if not t.isdigit() or int(t) >= num_classes]
+    _check_length(len(tokens))
+    values = [_class_number(t, num_classes) for t in tokens]
+    bad = [t for t, v in zip(tokens, values, strict=True) if v is None]
     if bad:
+        shown = bad[0] if len(bad[0]) <= 20 else f"{bad[0][:20]}... ({len(bad[0]):,} characters)"
         raise SequenceError(f"the sequence may hold only whole numbers 0..{num_classes - 1}, separated by commas "
-                            f"or spaces, for {num_classes} classes; found {bad[0]!r}")
-    return np.array([int(t) for t in tokens], np.int32)
+                            f"or spaces, for {num_classes} classes; found {shown!r}")
+    return np.array(values, np.int32)
+
+
+def _class_number(token: str, num_classes: int) -> int | None:
+    """A token's class, or None. ASCII digits only, and no longer than the largest class: int() is
+    never given what it refuses ('²') or what it is slow or unwilling to convert (thousands of digits)."""
+    digits = token.lstrip("0") or "0"
+    if not re.fullmatch(r"[0-9]+", token) or len(digits) > len(str(num_classes)):
+        return None
+    value = int(digits)
+    return value if value < num_classes else None
+
+
+def _check_length(count: int) -> None:
+    if count > MAX_SYMBOLS:
+        raise SequenceError(f"the sequence has {count:,} symbols, more than the {MAX_SYMBOLS:,} echo feeds at once")
 
 
 def random_symbols(length: int, seed: int, num_classes: int) -> np.ndarray:
     """``length`` random symbols 0..C-1 drawn from ``seed`` (``echo --random N --seed S``)."""
-    if length < 1:
-        raise SequenceError(f"--random needs at least 1 symbol, got {length}")
+    if not 1 <= length <= MAX_SYMBOLS:
+        raise SequenceError(f"--random takes 1 to {MAX_SYMBOLS:,} symbols, got {length:,}")
     return np.random.default_rng(seed).integers(0, num_classes, size=length, dtype=np.int32)
 
 
@@ -178,9 +201,12 @@ def network_weights(params: dict[str, Any], *, cell: str, num_layers: int, num_c
 
 def run_weights(run: Any) -> dict[str, np.ndarray]:
     """A run's usable weights, or a WeightsError saying why there are none."""
-    if run.status == "diverged" or not run.params:
+    if run.status == "diverged":
         raise WeightsError("the run diverged (its loss became non-finite), so it kept no weights to use; "
                            "train it again with a smaller --learning-rate")
+    if not run.params:
+        raise WeightsError(f"the run file holds no weights (its status is {run.status!r}), so there is no "
+                           "network to use; train it again")
     net = network_of(run.config)
     return network_weights(run.params, cell=net["cell"], num_layers=net["num_layers"],
                            num_classes=net["num_classes"], state_size=int(run.config.state_size))

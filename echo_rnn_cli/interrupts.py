@@ -11,6 +11,11 @@ bytecodes, so while the main thread sits in a compiled epoch (seconds, or minute
 a handler would not run until the epoch ends, and a second Ctrl-C would not count. The C-level
 handler does write each signal's number to the wakeup fd at once, though; a thread reading that
 pipe sees every signal as it arrives (TensorFlow releases the GIL while it computes).
+
+Two signals within ``SAME_REQUEST_S`` of each other are one request: ``timeout`` signals the
+process and then its whole group, and a hurried double Ctrl-C means "stop", not "lose the run".
+While nothing could be saved yet (``nothing_to_lose``: before the first epoch ends, e.g. during a
+long compile), the first signal ends the process at once.
 """
 
 from __future__ import annotations
@@ -19,9 +24,40 @@ import contextlib
 import os
 import signal
 import threading
+import time
 from collections.abc import Iterator
 
 EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
+SAME_REQUEST_S = 0.5
+NOTHING_WRITTEN = b"Error: interrupted before the first epoch ended; nothing written\n"
+
+
+class Terminated(BaseException):
+    """SIGTERM outside training (export, plot, summary): raised in the main thread so that every
+    ``finally`` runs and no temporary file or folder is left; exit 143. A BaseException, like
+    KeyboardInterrupt, so that no ``except Exception`` takes it for a failure to recover from."""
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated()
+
+
+@contextlib.contextmanager
+def raise_on_sigterm() -> Iterator[None]:
+    """While in it, SIGTERM raises ``Terminated`` (``stop_on_signals`` replaces this while training)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        yield
+    except Terminated:
+        # The process is ending with 143: a second SIGTERM (`timeout` signals the group too) must
+        # not kill it by default before it has said so.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise
+    else:
+        signal.signal(signal.SIGTERM, previous)
 
 
 class StopRequest:
@@ -30,7 +66,11 @@ class StopRequest:
     def __init__(self) -> None:
         self.signum: int | None = None
         self._seen = 0  # signals the watcher has read (the handler may set signum before it does)
+        self._first_at = 0.0
         self._critical = threading.RLock()
+        self.stderr = 2  # the user's stderr: fd 2 itself is /dev/null while TensorFlow loads
+        #: True while there is nothing to save: the first signal then ends the process at once.
+        self.nothing_to_lose = False
 
     def __call__(self) -> bool:
         return self.signum is not None
@@ -47,11 +87,18 @@ class StopRequest:
 
     def _signal(self, signum: int) -> None:
         """Called from the watcher thread for every signal, in order of arrival."""
+        now = time.monotonic()
         self._seen += 1
         if self._seen == 1:
+            self._first_at = now
             if self.signum is None:
                 self.signum = signum
-            return
+            if not self.nothing_to_lose:
+                return
+            with contextlib.suppress(OSError):
+                os.write(self.stderr, NOTHING_WRITTEN)
+        elif now - self._first_at < SAME_REQUEST_S:
+            return  # the same request, delivered twice (to the process and to its group)
         with self._critical:  # wait for a save in progress, then go at once
             os._exit(EXIT_CODES.get(signum, 1))
 
@@ -83,6 +130,8 @@ def stop_on_signals() -> Iterator[StopRequest]:
                 if signum in EXIT_CODES:
                     request._signal(signum)
 
+    with contextlib.suppress(OSError):
+        request.stderr = os.dup(2)
     previous = {s: signal.signal(s, handler) for s in EXIT_CODES}
     previous_fd = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
     watcher = threading.Thread(target=watch, name="echo-rnn-signals", daemon=True)
@@ -96,3 +145,5 @@ def stop_on_signals() -> Iterator[StopRequest]:
         os.close(write_fd)  # the watcher reads end-of-file and returns
         watcher.join(timeout=5)
         os.close(read_fd)
+        if request.stderr != 2:
+            os.close(request.stderr)

@@ -23,6 +23,11 @@ from .guards import GuardError, open_regular
 #: Far above any run file (the largest arrays are snapshots of a few thousand numbers).
 MAX_ELEMENTS = 10**9
 MAX_BYTES = 2**32
+#: echo-rnn writes its run files uncompressed (``np.savez``), so their members unpack to about the
+#: file's own size; a member that deflates from zeros (a 3.9 MB file whose loss unpacks to 4 GB)
+#: is refused before anything is inflated. The ratio leaves room for a run file zipped again.
+MAX_INFLATION = 16
+INFLATION_SLACK = 2**20
 #: Our configs are one level deep; the versions map too.
 MAX_DEPTH = 32
 MAX_JSON_CHARS = 10**6
@@ -71,8 +76,12 @@ def read_npz(path: str | os.PathLike, *, max_elements: int = MAX_ELEMENTS, max_b
         try:
             with zipfile.ZipFile(f) as zf:
                 infos = zf.infolist()
-                if sum(i.file_size for i in infos) > max_bytes:
+                unpacked, packed = sum(i.file_size for i in infos), os.fstat(f.fileno()).st_size
+                if unpacked > max_bytes:
                     raise ValueError(f"its members claim more than {max_bytes:,} bytes unpacked")
+                if unpacked > MAX_INFLATION * packed + INFLATION_SLACK:
+                    raise ValueError(f"its members claim {unpacked:,} bytes unpacked from {packed:,}, more than "
+                                     f"{MAX_INFLATION} times its size (echo-rnn writes run files uncompressed)")
                 arrays: dict[str, np.ndarray] = {}
                 for info in infos:
                     if not info.filename.endswith(".npy"):  # not an array: np.load skips it too

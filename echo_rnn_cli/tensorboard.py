@@ -139,9 +139,9 @@ def log_hparams(logdir: str | os.PathLike, settings: dict[str, Any], metrics: di
     """Record one sweep point's settings (``settings``: the ones the sweep varies) for the HParams
     plugin in its own run folder ``logdir``; ``metrics`` (e.g. {'eval/accuracy': 0.98}) are written
     as scalars too, the finite ones, unless a TensorBoardLogger's ``log_end`` already wrote them there."""
+    tf = _tf()  # first: the HParams API imports TensorFlow itself, before _tf has quieted it
     from tensorboard.plugins.hparams import api as hp
 
-    tf = _tf()
     writer = tf.summary.create_file_writer(str(logdir))
     with writer.as_default():
         hp.hparams({str(k): _hparam_value(v) for k, v in settings.items()}, trial_id=os.path.basename(str(logdir)))
@@ -154,9 +154,9 @@ def log_hparams(logdir: str | os.PathLike, settings: dict[str, Any], metrics: di
 def log_hparams_config(logdir: str | os.PathLike, values: dict[str, list], metrics: tuple[str, ...] = METRICS) -> None:
     """At a sweep's top folder: the settings it varies with their values, and the metric columns,
     so the HParams table lists them all (and filters by value) before any point has finished."""
+    tf = _tf()  # first: the HParams API imports TensorFlow itself, before _tf has quieted it
     from tensorboard.plugins.hparams import api as hp
 
-    tf = _tf()
     params = [hp.HParam(str(k), hp.Discrete(_domain(vs))) for k, vs in values.items()]
     writer = tf.summary.create_file_writer(str(logdir))
     with writer.as_default():

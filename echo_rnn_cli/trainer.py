@@ -152,7 +152,7 @@ def train_many(configs: Sequence[Config], *, on_epoch: Callback | None = None,
                         loss_bound=loss_bound(configs[0].num_classes))
         evaluation = Evaluation(configs, device)
         ran = run_epochs(group, traces, evaluation, on_epoch=on_epoch, should_stop=should_stop, start=start)
-        eval_loss, eval_accuracy = evaluate_models(evaluation, group.params, trained=ran > 0 and traces.alive.any())
+        eval_loss, eval_accuracy = _held_out(evaluation, group.params, ran > 0 and traces.alive.any(), warn)
         params, opt_state = group.final_weights()
     wall = time.perf_counter() - start
     outcome = Outcome(first_epoch=group.first_epoch, epochs_run=ran,
@@ -345,6 +345,20 @@ class Evaluation:
     def wait(self) -> None:
         if self._warmup is not None:
             self._warmup.wait()
+
+
+def _held_out(evaluation: Evaluation, params: Params, trained: bool, warn) -> tuple[np.ndarray, np.ndarray]:
+    """``evaluate_models``, but a failure there (after all the training) is a warning and NaN
+    results: the trained weights are worth more than their held-out score."""
+    try:
+        return evaluate_models(evaluation, params, trained=trained)
+    except Exception as e:
+        if warn is not None:
+            detail = str(e).splitlines()[0] if str(e) else ""
+            warn(f"the held-out evaluation failed ({type(e).__name__}: {detail}); the run is kept without "
+                 "held-out results")
+        nan = np.full(len(evaluation.configs), np.nan)
+        return nan, nan
 
 
 def evaluate_models(evaluation: Evaluation, params: Params, *, trained: bool) -> tuple[np.ndarray, np.ndarray]:

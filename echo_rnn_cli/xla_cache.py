@@ -396,6 +396,26 @@ def publish() -> None:
             pass
 
 
+def distrust() -> bool:
+    """After a compiled call failed: drop every entry this process was offered (from the staging
+    folder and the shared one: which of them failed is not known, and each costs only a compile)
+    and publish nothing more, so what is compiled next is compiled here. True when the cache was
+    on, so the call is worth making again; False when the failure cannot be the cache's."""
+    global _shared, problem
+    if _stage is None or _shared is None:
+        return False
+    for item in _scan(_stage):
+        with contextlib.suppress(OSError):
+            if item.is_symlink():
+                target = Path(os.readlink(item.path))
+                os.unlink(item.path)
+                if target.parent == _shared:
+                    target.unlink(missing_ok=True)  # the next process must not load it either
+    problem = "a cached program failed to run; the cache is off for this process"
+    _shared = None
+    return True
+
+
 def _finish() -> None:
     publish()
     if _stage is not None:

@@ -92,6 +92,22 @@ def huge_claim(folder: Path) -> Path:
     return _zip(folder, "huge.npz", {"loss.npy": _npy(header, b"\0" * 16)})
 
 
+def inflating(folder: Path) -> Path:
+    """Issue 21, case 3: an honest header of 200,000,000 float32 (800 MB) whose data deflates from
+    3.7 MB of zeros; every reader inflated it all before refusing the file."""
+    path = folder / "inflating.npz"
+    header = {"descr": "<f4", "fortran_order": False, "shape": (200_000_000,)}
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+        zf.writestr("format_version.npy", _npy({"descr": "<i8", "fortran_order": False, "shape": ()},
+                                               struct.pack("<q", 2)))
+        with zf.open("loss.npy", "w", force_zip64=True) as member:
+            member.write(_npy(header))
+            zeros = bytes(2**24)
+            for start in range(0, 800_000_000, len(zeros)):
+                member.write(zeros[: min(len(zeros), 800_000_000 - start)])
+    return path
+
+
 def short_data(folder: Path) -> Path:
     header = {"descr": "<f4", "fortran_order": False, "shape": (1000,)}
     return _zip(folder, "short.npz", {"loss.npy": _npy(header, b"\0" * 16)})
@@ -123,6 +139,7 @@ HOSTILE = [
     Hostile("not a zip", not_a_zip, "not an .npz"),
     Hostile("header claims 10**11 elements", huge_claim, "claims 100,000,000,000 elements"),
     Hostile("header claims more than the data", short_data, "header does not match"),
+    Hostile("member deflates to 800 MB", inflating, "more than 16 times its size"),
     Hostile("pickled member", pickled, "pickled"),
     Hostile("config is a list", config_list, "not a JSON object"),
     Hostile("config nested 100,000 deep", config_deep, "nested 100,000 levels"),

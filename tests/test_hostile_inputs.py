@@ -143,6 +143,45 @@ def test_every_reader_refuses_every_hostile_file(tmp_path, row, reader, limit):
     assert time.monotonic() - start < limit
 
 
+#: Runs the CLI and writes its peak memory (VmHWM: this program's own, from its exec on; the
+#: rusage of a child counts the forked parent's pages too) to the file named by $HWM_FILE.
+PEAK_MEMORY = """
+import atexit, os, runpy, sys
+
+def peak():
+    with open('/proc/self/status') as f, open(os.environ['HWM_FILE'], 'w') as out:
+        out.write(next(line for line in f if line.startswith('VmHWM')).split()[1])
+
+atexit.register(peak)
+sys.argv[0] = 'echo-rnn'
+runpy.run_module('echo_rnn_cli', run_name='__main__')
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc for the peak memory")
+@pytest.mark.parametrize("args", [["summary", "{path}"], ["plot", "{path}", "-o", "{folder}/f.png"],
+                                  ["echo", "{path}", "0110"], ["export", "{path}", "{folder}/m.keras"]],
+                         ids=lambda a: a[0])
+def test_a_file_that_inflates_is_refused_in_bounded_memory_and_time(tmp_path, args):
+    """Issue 21, case 3: each reader peaked at 11.7 GB and took 31-81 s on such a file (999,000,000
+    float32) before refusing it; here 800 MB: the refusal must come before any of it is inflated."""
+    from .hostile import inflating
+
+    folder = tmp_path / "d"
+    folder.mkdir()
+    path = inflating(folder)
+    start = time.monotonic()
+    proc = subprocess.run([sys.executable, "-c", PEAK_MEMORY, *[a.format(path=path, folder=folder) for a in args]],
+                          capture_output=True, text=True, env={**ENV, "HWM_FILE": str(tmp_path / "hwm")},
+                          cwd=folder, timeout=CLI_TIMEOUT)
+    took, peak_mb = time.monotonic() - start, int((tmp_path / "hwm").read_text()) / 1024
+    print(f"{args[0]}: peak {peak_mb:.0f} MB, {took:.1f} s")
+    assert peak_mb < 400, f"peak {peak_mb:.0f} MB"  # Python, NumPy, and TensorFlow for export
+    assert proc.returncode in (1, 2) and "more than 16 times its size" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert sorted(p.name for p in folder.iterdir()) == ["inflating.npz"]
+
+
 def test_a_good_file_reads_back(tmp_path):
     arrays = read_npz(GOOD(tmp_path))
     assert arrays["loss"].dtype == np.float32 and arrays["loss"].shape == (4,)

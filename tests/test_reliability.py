@@ -61,7 +61,7 @@ BAD_FLAGS = [
     (["--state-size", "-1"], ["--state-size", "-1", "1 or more"]),
     (["--state-size", "4.0"], ["--state-size", "'4.0'", "whole number"]),
     (["--batch-size", "0"], ["--batch-size", "0", "1 or more"]),
-    (["--snapshot-every", "0"], ["--snapshot-every", "0", "1 or more"]),
+    (["--snapshot-every", "0"], ["--snapshot-every", "0", "1 to 1000000000"]),
     (["--num-classes", "1"], ["--num-classes", "1", "2 or more"]),
     (["--echo-step", "-1"], ["--echo-step", "-1", "0 or more"]),
     (["--echo-step", "300"], ["--echo-step 300", "not shorter than a row", "0 to 299"]),
@@ -80,7 +80,7 @@ BAD_FLAGS = [
     (["--stride", "16"], ["--stride 16", "longer than the window", "1 to 15"]),
     (["--dropout", "1"], ["--dropout", "1.0", "from 0 up to (not including) 1"]),
     (["--dropout", "-0.1"], ["--dropout", "-0.1", "from 0 up to (not including) 1"]),
-    (["--num-layers", "0"], ["--num-layers", "0", "1 or more"]),
+    (["--num-layers", "0"], ["--num-layers", "0", "1 to 16"]),
     (["--cell", "lstm", "--init", "glorot"], ["--init 'glorot' does not apply to --cell 'lstm'", "auto, keras"]),
     (["--seeds", "0"], ["--seeds", "0", "1 or more"]),
     (["--seeds", str(10**30)], ["--seeds 1.00e+30", "models", "GiB", "at most"]),
@@ -90,6 +90,11 @@ BAD_FLAGS = [
     (["--epochs", str(10**12)], ["--epochs 1000000000000", "GiB", "at most"]),
     (["--num-classes", str(10**9)], ["--num-classes 1000000000", "GiB", "at most"]),
     (["--epochs", "1" + "0" * 400], ["--epochs 1.00e+400", "GiB", "at most"]),
+    # Issue 21: every number has an upper bound, and one past Python's own limit is still one line.
+    (["--epochs", "9" * 5000], ["--epochs", "(5,000 characters) is out of range"]),
+    (["--snapshot-every", str(10**30)], ["--snapshot-every", "1 to 1000000000"]),
+    (["--num-layers", "500"], ["--num-layers", "500", "1 to 16"]),
+    (["--num-layers", "100000"], ["--num-layers", "100000", "1 to 16"]),
     (["--config", "missing.toml"], ["config file", "missing.toml", "does not exist"]),
     (["--colour", "red"], ["No such option", "--colour"]),
 ]
@@ -486,11 +491,13 @@ def test_resume_of_a_missing_file(tmp_path, capsys):
 
 
 def start_training(tmp_path, out, *extra, **settings):
-    """A real `python -m echo_rnn_cli train` that would run for hours; returns it once its first
-    progress line is out (so it is past start-up and inside training)."""
+    """A real `python -m echo_rnn_cli train` that would run for hours, the leader of its own process
+    group (as a shell's job is); returns it once its first progress line is out (so it is past
+    start-up and inside training)."""
     flags = small_flags(**{"epochs": 10**6, **settings})
     proc = subprocess.Popen([sys.executable, "-m", "echo_rnn_cli", "train", *flags, "-o", str(out), *extra],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV, cwd=tmp_path)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV, cwd=tmp_path,
+                            start_new_session=True)
     lines = []
     for line in proc.stderr:  # ends at end-of-file if the process exits instead
         lines.append(line)
@@ -525,6 +532,65 @@ def test_signal_saves_the_run_so_far(tmp_path, capsys, signum, code):
     np.testing.assert_array_equal(again.loss[: run.loss.size], run.loss)
 
 
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_to_the_process_and_its_group_at_once_saves_the_run(tmp_path, signum, code):
+    """Issue 21, case 1: `timeout -s INT` signals the process and then its group, so the run gets
+    the signal twice at once; that is one request to stop, and the run so far is kept."""
+    out = tmp_path / "r.npz"
+    proc = start_training(tmp_path, out)
+    os.kill(proc.pid, signum)  # what timeout(1) does; sent at once, the kernel may merge the two, so
+    time.sleep(0.05)  # 50 ms apart: as a loaded machine may space them, or a hurried double Ctrl-C
+    os.killpg(proc.pid, signum)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == code, err
+    assert "Traceback" not in err and "interrupted: " in err and "continue with: echo-rnn train --resume" in err
+    run = load_run(out)
+    assert run.status == "interrupted" and run.epochs_completed >= 1
+    assert files_in(tmp_path) == {"r.npz"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_during_a_long_compile_ends_the_process_at_once(tmp_path, signum, code):
+    """Issue 21, case 4: before the first epoch there is nothing to save, so a signal that lands in
+    a compile of a minute (16 LSTM layers) ends the process within seconds, not after the compile."""
+    out = tmp_path / "r.npz"
+    out.write_bytes(OLD)
+    proc = subprocess.Popen([sys.executable, "-m", "echo_rnn_cli", "train", *small_flags(), "--cell", "lstm",
+                             "--num-layers", "16", "-o", str(out), "--force"],
+                            stderr=subprocess.PIPE, text=True, env=ENV, cwd=tmp_path, start_new_session=True)
+    assert proc.stderr.readline().startswith("echo-rnn: training")
+    time.sleep(15)  # TensorFlow loaded (seconds), the 16-layer program compiling (a minute)
+    assert proc.poll() is None
+    sent = time.monotonic()
+    os.killpg(proc.pid, signum)
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == code, err
+    took = time.monotonic() - sent
+    assert took < 3, took
+    assert_one_line_error(err, "interrupted before the first epoch ended; nothing written")
+    assert out.read_bytes() == OLD and files_in(tmp_path) == {"r.npz"}
+
+
+@pytest.mark.parametrize("delay", [0.5, 2.0, 4.0])
+def test_sigterm_while_tensorflow_loads_says_so(tmp_path, delay):
+    """While TensorFlow loads, fd 2 is /dev/null (its C++ start-up chatter goes there): a SIGTERM then
+    (`timeout -s TERM 6`) ended the process with 143 and not a word. The line goes to the user's stderr."""
+    out = tmp_path / "r.npz"
+    proc = subprocess.Popen([sys.executable, "-m", "echo_rnn_cli", "train", *small_flags(), "-o", str(out)],
+                            stderr=subprocess.PIPE, text=True, env=ENV, cwd=tmp_path, start_new_session=True)
+    assert proc.stderr.readline().startswith("echo-rnn: training")
+    time.sleep(delay)
+    os.killpg(proc.pid, signal.SIGTERM)
+    err = proc.stderr.read()
+    code = proc.wait(timeout=120)
+    if code == 0:
+        pytest.skip(f"trained to the end within {delay} s of its first line")
+    assert code == 143, err
+    assert_one_line_error(err, "interrupted before the first epoch ended; nothing written")
+    assert not out.exists()
+
+
 def test_second_sigint_stops_at_once_and_leaves_the_old_file(tmp_path):
     """Epochs of 66,666 windows (seconds each): both Ctrl-Cs land inside the compiled epoch, where
     Python runs no signal handler until it returns; the second still ends the process there, with
@@ -534,7 +600,7 @@ def test_second_sigint_stops_at_once_and_leaves_the_old_file(tmp_path):
     proc = start_training(tmp_path, out, "--force", epochs=100, total_series_length=5_000_000)
     time.sleep(0.5)  # past the next epoch's data preparation, into its compiled program
     proc.send_signal(signal.SIGINT)
-    time.sleep(0.05)
+    time.sleep(1.0)  # later than interrupts.SAME_REQUEST_S: a second request, not the first delivered twice
     sent = time.monotonic()
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)

@@ -70,6 +70,41 @@ def test_an_existing_run_file_is_kept_unless_force(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run.npz"]  # replaced in place, no temporary left
 
 
+def test_a_dangling_symlink_at_the_output_is_kept_unless_force(tmp_path):
+    """Issue 21, case 7: a link to a disk not mounted yet is an entry the user made."""
+    out = tmp_path / "run.npz"
+    os.symlink("/mnt/not-mounted-yet/run.npz", out)
+    refused_fast(["train", *small_flags(), "-o", out], tmp_path, "symlink to '/mnt/not-mounted-yet/run.npz'",
+                 "does not exist", "--force")
+    assert os.readlink(out) == "/mnt/not-mounted-yet/run.npz"
+    code, _, err = cli("export", V1, out, cwd=tmp_path, timeout=60)
+    assert code == 2 and "symlink" in one_line(err) and out.is_symlink(), err
+
+
+@pytest.mark.parametrize("args", [
+    ["train", "--tensorboard", "", "-o", "r.npz"],
+    ["train", "--tensorboard", " ", "-o", "r.npz"],
+    ["train", "--config", "", "-o", "r.npz"],
+    ["train", "--resume", "", "-o", "r.npz"],
+    ["sweep", "--grid", "echo_step=2,3", "--tensorboard", ""],
+    ["sweep", "--grid", "echo_step=2,3", "-o", ""],
+    ["plot", "", "-o", "f.png"],
+    ["plot", "{v1}", "-o", ""],
+    ["plot", "{v1}", "--animate", ""],
+    ["plot", "--heatmap", "", "--x", "echo_step", "--y", "state_size"],
+    ["summary", ""],
+    ["echo", "", "0110"],
+    ["export", "{v1}", ""],
+    ["export", "", "m.keras"],
+])
+def test_an_empty_path_is_refused_before_any_work(tmp_path, args):
+    """Issue 21, case 8: click turns "" into '.', and `--tensorboard ""` logged into ./run/."""
+    args = [a.format(v1=V1) for a in args]
+    refused_fast([args[0], *small_flags(), *args[1:]] if args[0] in ("train", "sweep") else args, tmp_path,
+                 "empty")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_seeds_check_every_output_and_resume_may_write_back(tmp_path):
     shutil.copy(V1, tmp_path / "r-seed1.npz")
     refused_fast(["train", *small_flags(), "--seeds", "2", "-o", tmp_path / "r.npz"], tmp_path,

@@ -5,6 +5,7 @@ and a Ray cluster that loses a node. Real training (tiny configs), real processe
 import json
 import math
 import os
+import signal
 import subprocess
 import threading
 import time
@@ -56,6 +57,11 @@ CRAFTED = {
     "list-at-top": ([GOOD_POINT], "the top level is a list, not an object"),
     "deep-nesting": (_deep(100_000), "nested too deeply"),
     "deep-inside": ('{"base_config": {}, "points": [' + _deep(100_000) + "]}", "nested too deeply"),
+    # 1 MB of '{},' parsed to 60 MB (256 MB, the size allowed, would take 7 GB): counted first.
+    "many-objects": ('{"base_config": {}, "points": [' + ",".join(["{}"] * 500_000) + "]}",
+                     "500,003 JSON objects and lists"),
+    "many-numbers": ('{"base_config": {}, "points": [' + ",".join(["0"] * 7_000_000) + "]}",
+                     "7,000,000 commas"),
     "not-json": ("{this is not json", "not JSON"),
     "not-utf8": (b"\xff\xfe{}", "not JSON"),
     "empty": ("", "not JSON"),
@@ -131,6 +137,24 @@ def test_readers_of_a_crafted_manifest_fail_with_one_line(tmp_path, name):
     result = CliRunner().invoke(cli, ["summary", str(folder), "--format", "json"])
     assert [Path(r["output"] if "output" in r else r["file"]).name for r in json.loads(result.stdout)] == ["a.npz"]
     assert CRAFTED[name][1] in result.stderr and one_line(result.stderr)
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc for the peak memory")
+def test_a_manifest_of_millions_of_objects_is_refused_in_bounded_memory(tmp_path):
+    """The same class as issue 21, case 3: 15 MB of '{},' in sweep.json made `summary` peak at
+    420 MB (the 256 MB allowed: about 7 GB) before refusing it."""
+    import subprocess
+    import sys
+
+    from tests.test_hostile_inputs import PEAK_MEMORY
+
+    folder = tmp_path / "s"
+    write_crafted(folder, '{"base_config": {}, "points": [' + ",".join(["{}"] * 5_000_000) + "]}")
+    proc = subprocess.run([sys.executable, "-c", PEAK_MEMORY, "summary", str(folder)], capture_output=True,
+                          text=True, env={**ENV, "HWM_FILE": str(tmp_path / "hwm")}, timeout=120)
+    peak_mb = int((tmp_path / "hwm").read_text()) / 1024
+    assert peak_mb < 150, f"peak {peak_mb:.0f} MB"
+    assert "JSON objects and lists" in proc.stderr and one_line(proc.stderr), proc.stderr
 
 
 # ---------------------------------------------------------------- checked before any work
@@ -299,6 +323,66 @@ def test_killing_the_driver_leaves_the_folder_as_it_was(tmp_path):
         assert load_run(f).epochs_completed > 0, f
     manifest = {p["file"]: p["status"] for p in read_manifest(out)["points"]}
     assert manifest[finished.name] == "completed"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_to_the_sweeps_process_group_keeps_every_point(tmp_path, signum, code):
+    """Issue 21, case 2: a batch scheduler, `kill -TERM -PGID`, a container stop and `timeout` signal
+    the whole group, workers included (`timeout` the driver too, 50 ms before). SIGTERM killed the
+    workers: every point 'error' (BrokenProcessPool), no run file. Each point must stop at its next
+    epoch and be kept as 'interrupted'."""
+    out = tmp_path / "s"
+    flags = ["--epochs", "100000", "--grid", "echo_step=2,3", "--jobs", "2", "-o", out]
+    proc = subprocess.Popen(sweep_cmd(*flags), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env=ENV, start_new_session=True)
+    started = 0
+    for line in proc.stderr:
+        started += line.startswith("training ")
+        if started == 2:
+            break
+    assert started == 2 and proc.poll() is None
+    time.sleep(20)  # both workers past their compile, into epochs of a tenth of a second
+    os.kill(proc.pid, signum)
+    time.sleep(0.05)
+    os.killpg(proc.pid, signum)
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == code, err
+    assert "Traceback" not in err and "BrokenProcessPool" not in err, err
+    runs = {p.name: load_run(p) for p in out.glob("*.npz")}
+    assert len(runs) == 2 and all(r.status == "interrupted" and r.epochs_completed >= 1 for r in runs.values()), err
+    assert {p["status"] for p in read_manifest(out)["points"]} == {"interrupted"}
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry.name))
+            except (OSError, IndexError, ValueError):
+                continue
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc to see the workers start")
+def test_sigterm_to_the_group_as_the_workers_start_breaks_nothing(tmp_path):
+    """A worker signalled while it is still starting (before it could set its own handler) died of
+    SIGTERM's default action and broke the pool: every point 'error'. Signalled the moment the
+    first worker process exists, the sweep stops cleanly: exit 143, no point failed."""
+    out = tmp_path / "s"
+    proc = subprocess.Popen(sweep_cmd("--epochs", "100000", "--grid", "echo_step=2,3", "--jobs", "2", "-o", out),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=ENV,
+                            start_new_session=True)
+    deadline = time.monotonic() + 120
+    while len(_children(proc.pid)) < 2 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)  # the resource tracker, then the first worker
+    os.killpg(proc.pid, signal.SIGTERM)
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 143, err
+    assert "error" not in err and "BrokenProcessPool" not in err and "Traceback" not in err, err
+    assert {p["status"] for p in read_manifest(out)["points"]} <= {"pending", "interrupted"}
 
 
 def _processes_with(marker: str, but: int | None = None) -> list[int]:

@@ -114,10 +114,46 @@ def test_echo_refuses_bad_sequences_in_one_line(run_file, args, fragment):
     _one_error_line(invoke(["echo", run_file, *args]), fragment)
 
 
+@pytest.mark.parametrize("args, fragment", [
+    (["0,²,3"], "found '²'"),
+    (["0," + "9" * 5000], "(5,000 characters)"),
+    (["0," + "0" * 5000 + "13"], "(5,002 characters)"),
+    (["0 ١ 3"], "found '١'"),
+    (["--random", "1000000000000"], "allowed: 1 to 100000"),
+    (["--random", str(10**30)], "allowed: 1 to 100000"),
+    (["--random", "9" * 5000], "(5,000 characters) is out of range"),
+    (["--random", "100001"], "allowed: 1 to 100000"),
+    (["1," * 100_001], "more than the 100,000"),
+])
+def test_echo_refuses_absurd_input_in_one_line_with_the_limit(tmp_path, monkeypatch, args, fragment):
+    """Issue 21, case 5: each of these was a traceback (exit 1) or ran for hours."""
+    path, _ = cell_run_file(tmp_path, monkeypatch, "rnn", 1, 12)
+    _one_error_line(invoke(["echo", path, *args]), fragment)
+
+
+def test_echo_feeds_the_longest_sequence_it_allows_in_seconds(run_file):
+    import time
+
+    from echo_rnn_cli.commands.echo import MAX_SYMBOLS
+    from echo_rnn_cli.inference import MAX_SYMBOLS as INFERENCE_MAX
+
+    assert MAX_SYMBOLS == INFERENCE_MAX
+    start = time.monotonic()
+    result = invoke(["echo", run_file, "--random", str(MAX_SYMBOLS), "--json"])
+    assert result.exit_code == 0, result.stderr
+    assert len(json.loads(result.stdout)["input"]) == MAX_SYMBOLS
+    assert time.monotonic() - start < 20
+
+
 def test_echo_refuses_bad_runs_in_one_line(tmp_path):
     diverged = save_run(Run(config=Config(epochs=1, total_series_length=150), status="diverged"),
                         tmp_path / "diverged.npz")
     _one_error_line(invoke(["echo", diverged, "0110"]), "diverged")
+    weightless = save_run(Run(config=Config(epochs=1, total_series_length=150), status="completed"),
+                          tmp_path / "weightless.npz")
+    result = invoke(["echo", weightless, "0110"])  # issue 21, case 10: not "the run diverged"
+    _one_error_line(result, "holds no weights (its status is 'completed')")
+    assert "diverged" not in result.stderr
     _one_error_line(invoke(["echo", tmp_path / "missing.npz", "0110"]), "does not exist")
     (tmp_path / "junk.npz").write_text("not a run")
     _one_error_line(invoke(["echo", tmp_path / "junk.npz", "0110"]), "not an .npz")
@@ -211,6 +247,35 @@ def test_export_savedmodel_is_picked_by_the_name_and_replaced_only_when_forced(r
     loaded = tf.saved_model.load(str(out))  # kept: its variables die with it
     served = loaded.serve(tf.constant(keras_inputs(symbols, 2))).numpy()[0]
     assert np.array_equal(served.argmax(-1), echo(load_run(run_file), symbols).prediction)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("args, temporary", [
+    (["export", "{run}", "served", "--format", "savedmodel"], ".served.*"),
+    (["export", "{run}", "m.keras"], ".m.keras.*"),
+    (["plot", "{run}", "--animate", "a.gif", "--frames", "400", "-q"], ".a.gif.*"),
+])
+def test_sigterm_to_the_group_while_writing_leaves_nothing_behind(run_file, tmp_path, args, temporary):
+    """Issue 21, case 10: SIGTERM killed an export inside its `finally`-guarded staging, leaving an
+    empty hidden `.OUT.XXXXXXXX` folder beside OUT. Signalled as `timeout` does (the process, then
+    its group) as soon as the temporary file or folder appears: exit 143, one line, nothing left."""
+    import signal
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "echo_rnn_cli", *[a.format(run=run_file) for a in args]],
+                            cwd=tmp_path, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob(temporary)) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert proc.poll() is None, proc.stderr.read()
+    os.kill(proc.pid, signal.SIGTERM)
+    time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGTERM)
+    err = proc.stderr.read()
+    assert proc.wait(timeout=60) == 143, err
+    assert err.strip() == "Error: terminated (SIGTERM)", err
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_export_refuses_a_diverged_run(tmp_path):

@@ -193,6 +193,35 @@ def flip_and_swap(cache: Path) -> None:
     first.write_bytes(bytes(flipped))
 
 
+def _message(fields) -> bytes:
+    """Protocol buffer wire format of (number, bytes) fields."""
+    def varint(n):
+        out = b""
+        while True:
+            byte, n = n & 0x7F, n >> 7
+            out += bytes([byte | (0x80 if n else 0)])
+            if not n:
+                return out
+
+    return b"".join(varint(number << 3 | 2) + varint(len(value)) + value for number, value in fields)
+
+
+def forge(cache: Path) -> None:
+    """Issue 21, case 9: the evaluation's entry holds the epoch program's executable under its own
+    key and HLO, its digest made anew, so that it passes every check the cache can make; running it
+    fails ('invalid number of arguments'), which ended the run after training with nothing saved."""
+    contents = {e: dict(xla_cache._fields(e.read_bytes())) for e in _entries(cache)}
+    epoch = next(c for c in contents.values() if b"train_epoch" in c[2])
+    evaluations = [e for e, c in contents.items() if b"evaluate" in c[2]]
+    assert evaluations
+    for entry in evaluations:
+        data = _message([(1, contents[entry][1]), (2, contents[entry][2]), (3, epoch[3])])
+        tf_name = entry.name.split(".")[0] + ".pb"
+        assert xla_cache.entry_problem(tf_name, data) is None
+        entry.unlink()
+        (entry.parent / f"{tf_name[:-3]}.{xla_cache.digest(tf_name, data)}.pb").write_bytes(data)
+
+
 def unreadable(cache: Path) -> None:
     next(cache.iterdir()).chmod(0)
 
@@ -208,6 +237,7 @@ def read_only(cache: Path) -> None:
 DAMAGES = [
     ("truncated, garbage, FIFO, /dev/zero", truncate_and_garble, False),
     ("flipped byte, swapped entries", flip_and_swap, False),
+    ("forged: the epoch's program under the evaluation's key, digest made anew", forge, False),
     ("unreadable folder", unreadable, True),
     ("read-only folder", read_only, True),
 ]

@@ -16,9 +16,10 @@ import click
 
 from ..config import SETTINGS, ConfigError, Setting
 from ..guards import GuardError
+from ..interrupts import Terminated, raise_on_sigterm
 from ..runs import RunFileError
 
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
 
 
 class UserError(click.ClickException):
@@ -51,6 +52,9 @@ def _exit_for(e: BaseException) -> int:
     if isinstance(e, click.ClickException):
         fail(e.format_message())
         return e.exit_code
+    if isinstance(e, Terminated):
+        fail("terminated (SIGTERM)")
+        return EXIT_TERMINATED
     if isinstance(e, (click.Abort, KeyboardInterrupt)):
         fail("aborted" if isinstance(e, click.Abort) else "interrupted")
         return EXIT_INTERRUPTED
@@ -77,8 +81,9 @@ class EchoGroup(click.Group):
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         try:
-            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
-        except (click.ClickException, click.Abort, KeyboardInterrupt, BrokenPipeError, ConfigError,
+            with raise_on_sigterm():
+                rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except (click.ClickException, click.Abort, KeyboardInterrupt, Terminated, BrokenPipeError, ConfigError,
                 RunFileError, GuardError) as e:
             sys.exit(_exit_for(e))
         except Exception as e:  # the promise is: never a traceback
@@ -116,13 +121,23 @@ class WholeNumber(click.ParamType):
         if isinstance(value, int) and not isinstance(value, bool):
             n = value
         else:
+            text = str(value).strip()
+            shown = repr(text) if len(text) <= 40 else f"'{text[:20]}...' ({len(text):,} characters)"
             try:
-                n = int(str(value).strip(), 10)
+                n = int(text, 10)
             except ValueError:
-                self.fail(f"{value!r} is not a whole number; allowed: {self.allowed()}", param, ctx)
+                digits = text.lstrip("+-")
+                # int() refuses more than 4,300 digits: a whole number still, just absurdly large.
+                fault = "is out of range" if digits.isascii() and digits.isdigit() else "is not a whole number"
+                self.fail(f"{shown} {fault}; allowed: {self.allowed()}", param, ctx)
         if n < self.min or (self.max is not None and n > self.max):
-            self.fail(f"{n} is out of range; allowed: {self.allowed()}", param, ctx)
+            self.fail(f"{_short(n)} is out of range; allowed: {self.allowed()}", param, ctx)
         return n
+
+
+def _short(n: int) -> str:
+    text = str(n)
+    return text if len(text) <= 40 else f"{text[:20]}... ({len(text):,} digits)"
 
 
 class Number(click.ParamType):
@@ -140,6 +155,16 @@ class Number(click.ParamType):
             return float(str(value).strip())
         except ValueError:
             self.fail(f"{value!r} is not a number; allowed: {self._allowed}", param, ctx)
+
+
+class NamedPath(click.Path):
+    """A path that names something: an empty (or blank) one is refused, where click would turn it
+    into '.' and write or read in the current folder unasked."""
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, str) and not value.strip():
+            self.fail("an empty name; give a file or folder name", param, ctx)
+        return super().convert(value, param, ctx)
 
 
 class FilePath(click.Path):
@@ -173,7 +198,7 @@ def setting_option(s: Setting):
 
 def config_options(f):
     """``--config FILE`` and one flag per setting, in the settings' order."""
-    options = [click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
+    options = [click.option("--config", "config_file", type=NamedPath(dir_okay=False, path_type=Path),
                             help="TOML file of settings (keys named like the flags, with _); flags override it.")]
     options += [setting_option(s) for s in SETTINGS.values()]
     for option in reversed(options):

@@ -13,7 +13,10 @@ from pathlib import Path
 
 import click
 
-from .common import UserError, WholeNumber, given, read_run
+from .common import NamedPath, UserError, WholeNumber, given, read_run
+
+#: ``inference.MAX_SYMBOLS``, not imported: that module imports NumPy, and --help must stay light.
+MAX_SYMBOLS = 100_000
 
 LABEL = 11  # "prediction " and the other labels, padded to this width
 PIPE_STEPS = 60  # steps per block when there is no terminal width to fill
@@ -105,10 +108,10 @@ def _accuracy_line(result, marked: bool) -> str:
 
 
 @click.command("echo", short_help="Feed symbols to a trained network and show its echo (no TensorFlow).")
-@click.argument("run", type=click.Path(path_type=Path), metavar="RUN.npz")
+@click.argument("run", type=NamedPath(path_type=Path), metavar="RUN.npz")
 @click.argument("sequence", required=False)
-@click.option("--random", "length", type=WholeNumber(min=1), metavar="N",
-              help="Feed N random symbols instead of a SEQUENCE.")
+@click.option("--random", "length", type=WholeNumber(min=1, max=MAX_SYMBOLS), metavar="N",
+              help=f"Feed N random symbols instead of a SEQUENCE (at most {MAX_SYMBOLS:,}).")
 @click.option("--seed", type=WholeNumber(min=0), default=0,
               help="Seed of the --random symbols [0].")
 @click.option("--json", "as_json", is_flag=True,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from .common import UserError, read_run
+from .common import NamedPath, UserError, read_run
 
 FORMATS = ("keras", "savedmodel")  # export.FORMATS, repeated so that --help imports nothing more
 WAYS_OUT = "use --force to replace it, or give another name"
@@ -61,8 +61,8 @@ def _hint(out: Path, fmt: str, classes: int) -> str:
 
 
 @click.command("export", short_help="Write a run's network as a Keras model (.keras or a SavedModel).")
-@click.argument("run", type=click.Path(path_type=Path), metavar="RUN.npz")
-@click.argument("out", type=click.Path(path_type=Path), metavar="OUT")
+@click.argument("run", type=NamedPath(path_type=Path), metavar="RUN.npz")
+@click.argument("out", type=NamedPath(path_type=Path), metavar="OUT")
 @click.option("--format", "fmt", type=click.Choice(FORMATS, case_sensitive=False),
               help="keras: one .keras file; savedmodel: a TensorFlow SavedModel folder "
                    "[keras if OUT ends in .keras, else savedmodel].")

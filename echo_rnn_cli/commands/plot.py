@@ -24,7 +24,7 @@ from pathlib import Path
 
 import click
 
-from .common import UserError, given
+from .common import NamedPath, UserError, WholeNumber, given
 
 
 def _say(quiet: bool, message: str) -> None:
@@ -130,25 +130,25 @@ def _load(paths: tuple[Path, ...]):
 
 
 @click.command()
-@click.argument("runs", nargs=-1, type=click.Path(path_type=Path), metavar="RUN.npz...")
-@click.option("--output", "-o", type=click.Path(path_type=Path),
+@click.argument("runs", nargs=-1, type=NamedPath(path_type=Path), metavar="RUN.npz...")
+@click.option("--output", "-o", type=NamedPath(path_type=Path),
               help="Figure file; its extension picks the format (.png, .svg, .pdf, ...). "
                    "[one run: RUN.png beside it; several: compare.png beside the first].")
-@click.option("--rows", type=click.IntRange(min=1),
+@click.option("--rows", type=WholeNumber(min=1),
               help="Sample rows of the batch to draw, 1..batch_size [5, or all if fewer].")
-@click.option("--step", type=click.IntRange(min=0), metavar="N",
+@click.option("--step", type=WholeNumber(min=0), metavar="N",
               help="Draw the snapshot nearest training window N [the last].")
 @click.option("--log/--no-log", "log_scale", default=None,
               help="Log or linear scale for the loss [log when it spans 2 decades or more, else linear].")
-@click.option("--dpi", type=click.IntRange(min=20, max=1200), default=100,
+@click.option("--dpi", type=WholeNumber(min=20, max=1200), default=100,
               help="Resolution of PNG and other raster files (GIF/MP4: 80 unless given) [100].")
-@click.option("--animate", "animation", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
+@click.option("--animate", "animation", type=NamedPath(path_type=Path, dir_okay=False), metavar="FILE",
               help="Write a replay of the run's snapshots to FILE.gif (or FILE.mp4 with ffmpeg).")
-@click.option("--fps", type=click.IntRange(min=1, max=60), default=10,
+@click.option("--fps", type=WholeNumber(min=1, max=60), default=10,
               help="Frames per second of --animate [10].")
-@click.option("--frames", type=click.IntRange(min=1), default=100,
+@click.option("--frames", type=WholeNumber(min=1), default=100,
               help="At most this many frames in --animate, snapshots spread evenly first to last [100].")
-@click.option("--heatmap", type=click.Path(path_type=Path, exists=True, file_okay=False), metavar="DIR",
+@click.option("--heatmap", type=NamedPath(path_type=Path, exists=True, file_okay=False), metavar="DIR",
               help="Draw a sweep's held-out accuracy over --x and --y, averaged over seeds [DIR/heatmap.png].")
 @click.option("--x", "x", metavar="KEY", help="Setting along the heatmap's columns, e.g. truncated_backprop_length.")
 @click.option("--y", "y", metavar="KEY", help="Setting along the heatmap's rows, e.g. echo_step.")
@@ -156,9 +156,9 @@ def _load(paths: tuple[Path, ...]):
               help="Draw the hidden state (an LSTM's cell state too) of the trained network over a row of "
                    "the run's held-out series, from a zero state as the evaluation feeds it: data it never "
                    "trained on, long enough to watch it keep the last echo_step symbols [RUN-states.png].")
-@click.option("--row", type=click.IntRange(min=1), metavar="N",
+@click.option("--row", type=WholeNumber(min=1), metavar="N",
               help="Row of the held-out series for --states, 1..batch_size [1].")
-@click.option("--steps", type=click.IntRange(min=1), metavar="N",
+@click.option("--steps", type=WholeNumber(min=1), metavar="N",
               help="Steps of the row for --states, from its start [4 windows of truncated_backprop_length].")
 @click.option("--show", is_flag=True,
               help="Open the figure in a window instead of writing the default file (with -o: both).")

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import click
 
-from .common import EXIT_FAILURE, EXIT_OK, UserError
+from .common import EXIT_FAILURE, EXIT_OK, NamedPath, UserError
 
 
 @click.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path),
+@click.argument("paths", nargs=-1, required=True, type=NamedPath(exists=True, path_type=Path),
                 metavar="DIR|RUN.npz...")
 @click.option("--format", "fmt", type=click.Choice(("table", "csv", "json"), case_sensitive=False),
               default="table",

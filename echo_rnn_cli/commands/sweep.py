@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from ..config import ConfigError, flag_name, resolve
-from .common import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, UserError, config_options
+from .common import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, NamedPath, UserError, WholeNumber, config_options
 
 
 def _base_config(config_file, flags: dict, grid: dict):
@@ -43,11 +43,11 @@ def _json_line(point, result, out_dir: Path) -> str:
 @click.option("--grid", "grid_specs", multiple=True, metavar="KEY=V1,V2,...",
               help="A setting and its values (repeat for more settings; the sweep is every combination), "
                    "e.g. --grid echo_step=1,2,3 --grid truncated_backprop_length=3,5,8.")
-@click.option("--seeds", type=click.IntRange(min=1), default=1,
+@click.option("--seeds", type=WholeNumber(min=1), default=1,
               help="Train every point with seeds SEED..SEED+N-1 [1].")
-@click.option("--out-dir", "-o", type=click.Path(file_okay=False), default="sweep",
+@click.option("--out-dir", "-o", type=NamedPath(file_okay=False), default="sweep",
               help="Folder for the run files (one per point) and sweep.json [sweep].")
-@click.option("--jobs", "-j", type=click.IntRange(min=1),
+@click.option("--jobs", "-j", type=WholeNumber(min=1),
               help="Worker processes (with --executor ray: tasks to split the sweep into) "
                    "[the CPU count; with ray: the cluster's].")
 @click.option("--executor", type=click.Choice(("local", "ray"), case_sensitive=False), default="local",
@@ -55,7 +55,7 @@ def _json_line(point, result, out_dir: Path) -> str:
 @click.option("--ray-address", metavar="ADDRESS",
               help="Ray cluster to use: HOST:PORT, 'auto' (started with `ray start` here) or 'local' "
                    "(a private one for this sweep) [RAY_ADDRESS].")
-@click.option("--tensorboard", metavar="DIR", type=click.Path(),
+@click.option("--tensorboard", metavar="DIR", type=NamedPath(),
               help="Write TensorBoard event files as the points train: DIR/POINT for each, with its settings "
                    "as HParams (with --executor ray: DIR must be shared by every node).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per point on stdout as it finishes.")

@@ -12,7 +12,7 @@ import click
 
 from ..config import Config, ConfigError, network_text, resolve
 from ..memory import check_models
-from .common import EXIT_FAILURE, EXIT_OK, FilePath, UserError, WholeNumber, config_options, fail, given
+from .common import EXIT_FAILURE, EXIT_OK, FilePath, NamedPath, UserError, WholeNumber, config_options, fail, given
 
 
 def seed_outputs(output: Path, seeds: list[int]) -> list[Path]:
@@ -103,6 +103,7 @@ def _train(configs, resumed, reporter, figure, warn, stop, logdirs=None):
         board = GroupLogger(logdirs, configs, resumed.epochs_completed if resumed else 0)
 
     def on_epoch(report) -> None:
+        stop.nothing_to_lose = False
         reporter.update(report)
         if figure is not None:
             figure.update(report)
@@ -110,6 +111,7 @@ def _train(configs, resumed, reporter, figure, warn, stop, logdirs=None):
             board.on_epoch(report)
 
     reporter.start(_headline(configs), configs[0].epochs)
+    stop.nothing_to_lose = stop.signum is None  # a compile of minutes ends at once on a signal
     try:
         runs = train_many(configs, on_epoch=on_epoch, should_stop=stop,
                           resumes=[resumed] if resumed else None, warn=warn)
@@ -187,7 +189,7 @@ def _report(runs, outputs: list[Path], reporter, console, as_json: bool, quiet: 
               help="Run file to write (with --seeds K: one per seed, named STEM-seedN.npz) [run.npz].")
 @click.option("--seeds", type=WholeNumber(min=1), default=1,
               help="Train K models with seeds SEED..SEED+K-1 together in one compiled program [1].")
-@click.option("--resume", type=click.Path(path_type=Path),  # a folder: load_run says so, like plot
+@click.option("--resume", type=NamedPath(path_type=Path),  # a folder: load_run says so, like plot
               help="Continue this run file up to --epochs in all (written back to --output, or to itself).")
 @click.option("--force", is_flag=True,
               help="Replace an existing run file at --output (atomically); without it an existing one is kept.")
@@ -195,7 +197,7 @@ def _report(runs, outputs: list[Path], reporter, console, as_json: bool, quiet: 
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but warnings and errors.")
 @click.option("--live", is_flag=True,
               help="Show the tutorial's figure updating after every epoch (needs a display; else a warning).")
-@click.option("--tensorboard", type=click.Path(path_type=Path), metavar="DIR",
+@click.option("--tensorboard", type=NamedPath(path_type=Path), metavar="DIR",
               help="Write TensorBoard event files as training goes, into DIR/STEM (STEM: each run file's "
                    "name); view with: tensorboard --logdir DIR.")
 def train(config_file, output, seeds, resume, force, as_json, quiet, live, tensorboard, **flags):

@@ -17,7 +17,7 @@ from typing import Any
 from ..config import Config, ConfigError
 from ..files import atomic_write_bytes
 from ..runs import RunFileError, load_run
-from .grid import Point
+from .grid import MAX_POINTS, Point
 
 MANIFEST = "sweep.json"
 MANIFEST_VERSION = 1
@@ -138,6 +138,11 @@ class ManifestError(ValueError):
 
 #: Larger than any manifest of MAX_POINTS points; a bigger file is not one this package wrote.
 MAX_MANIFEST_BYTES = 256 * 2**20
+#: JSON objects and lists, and commas, a manifest of MAX_POINTS points holds at most (two objects
+#: and about twenty commas a point), with room for braces and commas in messages. Parsed, each
+#: costs 8 to 64 bytes: 256 MB of '{},' would take 7 GB, so they are counted before parsing.
+MAX_CONTAINERS = 4 * MAX_POINTS + 1024
+MAX_COMMAS = 64 * MAX_POINTS
 
 
 def read_manifest(out_dir: str | os.PathLike) -> dict[str, Any] | None:
@@ -150,6 +155,10 @@ def read_manifest(out_dir: str | os.PathLike) -> dict[str, Any] | None:
     if text is None:
         return None
     where = repr(str(path))
+    containers, commas = text.count(b"{") + text.count(b"["), text.count(b",")
+    if containers > MAX_CONTAINERS or commas > MAX_COMMAS:
+        raise ManifestError(f"{where} is not a sweep manifest: it holds {containers:,} JSON objects and lists and "
+                            f"{commas:,} commas, more than a sweep of at most {MAX_POINTS:,} points writes")
     try:
         data = json.loads(text)
     except RecursionError:

@@ -6,6 +6,7 @@ The pool's workers import this module by its path (``spawn``), so ``_init_worker
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
@@ -67,7 +68,8 @@ def run_pool(tasks: list[Task], workers: int, emit: Emit, started, progress, sho
             while todo or running:
                 while todo and len(running) < workers and not stopping and not broken:
                     i, task = todo.popleft()
-                    running[pool.submit(_worker_run, i, task)] = i
+                    with _sigterm_held():  # a worker may be started here
+                        running[pool.submit(_worker_run, i, task)] = i
                     started(i)
                 if not running:
                     break
@@ -93,19 +95,43 @@ def run_pool(tasks: list[Task], workers: int, emit: Emit, started, progress, sho
             drain()
 
 
+@contextlib.contextmanager
+def _sigterm_held():
+    """SIGTERM blocked (held pending, not lost) while workers may be started: a worker inherits the
+    mask, so a SIGTERM to the group before it has set its handler waits for ``_init_worker``
+    rather than killing it by default (and breaking the pool, every running point an 'error')."""
+    held = threading.current_thread() is threading.main_thread()
+    if held:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    try:
+        yield
+    finally:
+        if held:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+
+
 # ---------------------------------------------------------------- in a pool worker process
 
 # Per worker process: set by _init_worker.
 _worker_stop = None
 _worker_events = None
 _worker_parent = None
+_worker_terminated = False
+
+
+def _on_sigterm(signum, frame) -> None:
+    global _worker_terminated
+    _worker_terminated = True
 
 
 def _init_worker(stop_event, events, parent_pid: int) -> None:
     global _worker_stop, _worker_events, _worker_parent
     # Ctrl-C on a terminal reaches the whole process group; the parent decides what stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    # So does SIGTERM from a batch scheduler, `kill -TERM -PGID` or a container stop: dying on it
+    # would lose the point's epochs (and break the pool). Stop at the next epoch, saved, as asked.
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})  # held by the parent while it started us
     _worker_stop, _worker_events, _worker_parent = stop_event, events, parent_pid
     threading.Thread(target=_exit_with_parent, name="echo-rnn-orphan-watch", daemon=True).start()
 
@@ -119,7 +145,7 @@ def _exit_with_parent() -> None:
 
 
 def _worker_should_stop() -> bool:
-    return _worker_stop.is_set() or os.getppid() != _worker_parent
+    return _worker_terminated or _worker_stop.is_set() or os.getppid() != _worker_parent
 
 
 def _worker_run(task_id: int, task: Task) -> list[TaskResult]:
