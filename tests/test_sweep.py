@@ -29,7 +29,7 @@ from echo_rnn_cli.summary import RESULT_KEYS, collect
 from echo_rnn_cli.sweep.grid import expand_grid, parse_grid, point_name
 from echo_rnn_cli.sweep.manifest import read_manifest
 from echo_rnn_cli.sweep.run import make_tasks, run_sweep
-from tests.conftest import SMALL, run_cli, small_flags, sweep_cmd
+from tests.conftest import SMALL, kill_sweep_once_workers_run, run_cli, small_flags, sweep_cmd
 from tests.conftest import SWEEP_ENV as ENV
 
 GRID = ["--grid", "echo_step=1,2", "--grid", "truncated_backprop_length=5,15"]
@@ -465,40 +465,11 @@ def test_interrupted_sweep_resumes_without_redoing_finished_points(tmp_path):
     assert [p["status"] for p in read_manifest(out)["points"]] == ["completed"] * 4
 
 
-def _processes_with(marker: str) -> list[int]:
-    """Processes whose environment holds ``marker`` (Linux /proc)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if marker.encode() in (entry / "environ").read_bytes():
-                    found.append(int(entry.name))
-            except OSError:
-                continue
-    return found
-
-
 @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs Linux /proc to find the workers")
 def test_workers_leave_when_the_sweep_is_killed(tmp_path):
     """SIGKILL leaves a pool's workers orphaned, waiting for work that never comes: they must go."""
-    marker = f"ECHO_RNN_TEST_MARKER={os.getpid()}-{time.monotonic_ns()}"
-    env = {**ENV, marker.split("=")[0]: marker.split("=")[1]}
-    with open(tmp_path / "err", "w") as err:  # not a pipe: orphans would hold it open
-        proc = subprocess.Popen(sweep_cmd("--grid", "truncated_backprop_length=3,5", "--jobs", "2", "-o",
-                                          tmp_path / "s"), stdout=subprocess.DEVNULL, stderr=err, env=env)
-    try:
-        deadline = time.monotonic() + 120
-        while len([p for p in _processes_with(marker) if p != proc.pid]) < 2 and time.monotonic() < deadline:
-            time.sleep(0.1)
-        workers = [p for p in _processes_with(marker) if p != proc.pid]
-        assert len(workers) >= 2, (tmp_path / "err").read_text()
-    finally:
-        proc.kill()
-        proc.wait()
-    deadline = time.monotonic() + 20
-    while _processes_with(marker) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert _processes_with(marker) == []
+    kill_sweep_once_workers_run(["--grid", "truncated_backprop_length=3,5", "--jobs", "2", "-o", tmp_path / "s"],
+                                tmp_path)
 
 
 # ---------------------------------------------------------------- the shell example
