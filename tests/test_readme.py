@@ -100,3 +100,29 @@ def test_layout_and_architecture_name_every_module(where):
             continue  # the package's plumbing; the Layout lists it
         stem = name if module.name == "__init__.py" else module.stem
         assert name in text or f"`{stem}`" in text, f"{where} does not name {module}"
+
+
+def outside_code(text: str) -> list[str]:
+    """The lines of the text that are not inside ``` blocks."""
+    lines, fenced = [], False
+    for line in text.splitlines():
+        if line.startswith("```"):
+            fenced = not fenced
+        elif not fenced:
+            lines.append(line)
+    return lines
+
+
+def test_every_table_is_one_table():
+    """A table starts with a header row and its | --- | row: rows cut off by a blank line would
+    render as raw pipes."""
+    lines = outside_code(README)
+    for i, line in enumerate(lines):
+        if line.startswith("|") and (i == 0 or not lines[i - 1].startswith("|")):
+            assert i + 1 < len(lines) and re.fullmatch(r"\|( *-+ *\|)+", lines[i + 1]), f"a table cut off at {line!r}"
+
+
+def test_layout_names_each_module_once():
+    layout = README.split("## Layout\n", 1)[1].split("```", 2)[1]
+    entries = re.findall(r"^( +)(\S+(?:\.py|/))(?= )", layout, flags=re.M)
+    assert entries and len(entries) == len(set(entries)), [e for e in entries if entries.count(e) > 1]

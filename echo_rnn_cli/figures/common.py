@@ -41,10 +41,11 @@ class PlotError(ValueError):
 # Titles
 
 
-def settings_text(config: Config, keys: Sequence[str] | None = None) -> str:
-    """'echo_step 3 · window 15 · ...' for the keys given (all title keys by default)."""
+def settings_text(config: Config, keys: Sequence[str] | None = None, *, network: bool = True) -> str:
+    """'echo_step 3 · window 15 · ...' for the keys given (all title keys by default), after the
+    network's description ('lstm · 2 layers') unless ``network`` is False."""
     d = config.to_dict()
-    parts = [network_text(config)] if network_text(config) else []
+    parts = [network_text(config)] if network and network_text(config) else []
     for key, short in TITLE_KEYS:
         if keys is not None and key not in keys:
             continue
