@@ -113,6 +113,7 @@ def run_worker(*args):
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow  # a worker process compiling with the cache off
 def test_echo_worker_times_a_real_training():
     out = run_worker("--framework", "echo-rnn", "--cell", "rnn", "--state", "4", "--models", "2",
                      "--windows", "3", "--epochs", "2", "--device", "cpu")
@@ -121,6 +122,7 @@ def test_echo_worker_times_a_real_training():
     assert out["device"] == "/CPU:0"
 
 
+@pytest.mark.slow  # a worker process compiling with the cache off
 def test_echo_worker_times_fast_math():
     out = run_worker("--framework", "echo-rnn", "--cell", "lstm", "--state", "8", "--models", "1",
                      "--windows", "3", "--epochs", "2", "--device", "cpu", "--math", "fast")

@@ -8,6 +8,7 @@ import csv
 import io
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -229,6 +230,14 @@ def test_summary_csv_has_config_keys_and_results(swept):
         assert float(r["final_loss"]) == pytest.approx(run.final_loss)
 
 
+def test_readme_names_the_csv_header_as_written(swept, repo_root):
+    """The README's column list is the header `summary --format csv` really writes, in its order."""
+    out, _ = swept
+    header = next(csv.reader(io.StringIO(CliRunner().invoke(cli, ["summary", str(out), "--format", "csv"]).stdout)))
+    item = (repo_root / "README.md").read_text().split("- `--format csv`:", 1)[1].split("\n- ", 1)[0]
+    assert re.findall(r"`(\w+)`", item.split("Columns:", 1)[1].split("Empty cells", 1)[0]) == header
+
+
 def test_summary_json_is_a_list_of_flat_objects(swept):
     out, _ = swept
     files = sorted(out.glob("*.npz"))[:3]
@@ -432,6 +441,7 @@ def test_bad_sweep_input_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys,
 # ---------------------------------------------------------------- Ctrl-C and resume
 
 
+@pytest.mark.slow  # a real sweep process, interrupted, then resumed
 def test_interrupted_sweep_resumes_without_redoing_finished_points(tmp_path):
     """SIGINT a real `echo-rnn sweep` once its first point is written: it stops cleanly (exit 130,
     manifest current); the same command again trains only what is missing."""
@@ -475,6 +485,7 @@ def test_workers_leave_when_the_sweep_is_killed(tmp_path):
 # ---------------------------------------------------------------- the shell example
 
 
+@pytest.mark.slow  # a shell loop of echo-rnn processes
 def test_shell_example_sweep_runs(repo_root, tmp_path):
     bash = shutil.which("bash")
     if bash is None:
@@ -504,6 +515,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow  # starts a Ray cluster
 def test_ray_executor_on_a_local_cluster(tmp_path):
     """`ray start --head` as a child of the test (stopped by SIGTERM, which stops its processes),
     then `echo-rnn sweep --executor ray --ray-address` as a separate driver."""

@@ -195,6 +195,7 @@ def test_a_locked_folder_is_refused_before_any_work(tmp_path, capsys):
         pass
 
 
+@pytest.mark.slow  # two real sweep processes
 def test_two_sweeps_on_one_folder_never_both_train(tmp_path):
     """Two real `echo-rnn sweep` processes started together: one trains every point, the other is
     refused in one line (exit 2); every point is trained once."""
@@ -287,6 +288,7 @@ def test_killing_the_driver_leaves_the_folder_as_it_was(tmp_path):
 # ---------------------------------------------------------------- diverged beside healthy
 
 
+@pytest.mark.slow  # a sweep's worker processes
 def test_a_diverged_point_reports_no_held_out_numbers():
     """learning_rate 3e38 diverges in the program it shares with 0.3: its held-out results are
     null in JSON and NaN in its file; its neighbour's are real."""

@@ -90,6 +90,7 @@ def test_tensorboard_path_that_is_a_file_is_refused(tmp_path):
     assert not (tmp_path / "sw").exists()
 
 
+@pytest.mark.slow  # a sweep's worker processes
 def test_sweep_tensorboard_points_and_hparams_from_a_process_pool(tmp_path):
     from tensorboard.plugins.hparams import metadata
 
@@ -116,6 +117,7 @@ def test_sweep_tensorboard_points_and_hparams_from_a_process_pool(tmp_path):
         assert start.group_name == name
 
 
+@pytest.mark.slow  # the default configuration, up to 10 full epochs
 def test_stop_at_accuracy_ends_a_default_run_early(tmp_path):
     out = tmp_path / "r.npz"
     result = CliRunner().invoke(cli, ["train", "--epochs", "10", "--stop-at-accuracy", "0.95", "-o", str(out),
