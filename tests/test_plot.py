@@ -119,6 +119,18 @@ def test_comparison_labels_runs_by_what_differs(runs, tmp_path):
     assert b"echo_step 2" in out.read_bytes() and "2 runs" in result.stderr
 
 
+def test_comparison_compares_the_init_a_run_trained_with(runs, tmp_path):
+    """An rnn's `init auto` is the tutorial's weights: beside an rnn given `--init tutorial` the two
+    runs share that init, so nothing tells them apart but their file names."""
+    save_run(train(Config(**{**SMALL, "epochs": EPOCHS, "init": "tutorial"})), tmp_path / "t.npz")
+    auto, tutorial = load_run(runs / "a.npz"), load_run(tmp_path / "t.npz")
+    assert (auto.config.init, tutorial.config.init) == ("auto", "tutorial")
+    fig = comparison_figure([auto, tutorial], names=["a.npz", "t.npz"])
+    assert "init tutorial" in " ".join(fig.get_suptitle().split()).split("shared settings: ", 1)[1]
+    assert differing_labels([auto, tutorial], ["a.npz", "t.npz"]) == ["a.npz", "t.npz"]
+
+
+@pytest.mark.slow  # compiles an lstm and a gru
 def test_comparison_of_cells_shares_only_the_settings_they_trained_with(runs, tmp_path):
     """`plot rnn.npz lstm.npz gru.npz`: all three have `init auto`, which the rnn takes as the
     tutorial's weights and the lstm and gru as Keras's, so init is not a shared setting; the lstm

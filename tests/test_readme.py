@@ -4,6 +4,7 @@ own test command, and the README's Layout and docs/architecture.md name every mo
 import os
 import re
 import shlex
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -60,6 +61,15 @@ def test_ci_runs_the_readme_test_command_with_lint_first():
     extras = (ROOT / "pyproject.toml").read_text().split("[project.optional-dependencies]", 1)[1]
     test_extra = re.search(r"^test = \[(.*?)\]", extras, flags=re.M).group(1)
     assert '"ruff' in test_extra and '"pytest' in test_extra
+
+
+def test_ci_lists_the_slowest_tests_and_the_readme_names_the_quick_subset():
+    (test_command,) = [c for c in setup_commands() if "pytest" in c]
+    assert test_command.endswith("-m pytest --durations=15")
+    set_up = README.split("\n## Set up\n", 1)[1].split("\n## ", 1)[0]
+    assert '.venv-test/bin/python -m pytest -m "not slow"' in commands(set_up)
+    markers = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]["markers"]
+    assert any(m.startswith("slow:") for m in markers)
 
 
 def test_the_figure_is_there_and_can_be_made_again():
