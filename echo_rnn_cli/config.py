@@ -29,8 +29,11 @@ DEVICES = ("auto", "cpu", "gpu")
 CELLS = ("rnn", "lstm", "gru")
 #: How the compiled program sums (``model``): 'exact' in a fixed order, 'fast' with library kernels.
 MATH_MODES = ("exact", "fast")
-#: ``init`` schemes; 'auto' is each cell's own default (``CELL_INITS``'s first).
+#: ``init`` schemes; 'auto' is ``Config.init_scheme``: the tutorial's weights for the tutorial's
+#: network (a tanh cell of 4 units, one layer), Keras's layer defaults everywhere else.
 INITS = ("auto", "tutorial", "glorot", "keras")
+#: The network whose initial weights 'auto' keeps as the tutorial draws them: (state_size, num_layers).
+TUTORIAL_NETWORK = (4, 1)
 #: The schemes that apply to each cell (``cells.INITS``, here without importing TensorFlow).
 CELL_INITS = {"rnn": ("tutorial", "glorot", "keras"), "lstm": ("keras",), "gru": ("keras",)}
 
@@ -59,9 +62,9 @@ class Config:
     seed: int = setting(0, "Seeds data and initial weights", min=0, per_model=True)
     device: str = setting("auto", "auto uses a GPU when TensorFlow sees one", choices=DEVICES, resumable=True)
     snapshot_every: int = setting(100, "Windows between prediction snapshots within an epoch", min=1)
-    init: str = setting("auto", "Initial weights: auto (tutorial for rnn, keras for lstm/gru), tutorial "
-                        "(uniform [0,1)), glorot (for larger states) or keras (Keras's layer defaults)",
-                        choices=INITS, per_model=True)
+    init: str = setting("auto", "Initial weights: auto (tutorial for the tutorial's rnn of 4 units and one layer, "
+                        "keras everywhere else), tutorial (uniform [0,1); saturates tanh beyond 4 units), glorot or "
+                        "keras (Keras's layer defaults)", choices=INITS, per_model=True)
     # Beyond the tutorial (its next parts): these shape the compiled program, so not per model.
     cell: str = setting("rnn", "Recurrent cell: rnn (the tutorial's tanh), lstm or gru (Keras's layers)",
                         choices=CELLS)
@@ -75,6 +78,10 @@ class Config:
     stop_at_accuracy: float = setting(0.0, "End after the first epoch whose mean training accuracy reaches this "
                                       "(every model's, with --seeds); 0: train all --epochs", max=1.0, off=0.0,
                                       resumable=True)
+    clip_norm: float = setting(0.0, "Scale each model's gradients so that their global norm (over all its "
+                               "weights) is at most this, as Keras's global_clipnorm and PyTorch's "
+                               "clip_grad_norm_; 0: off",
+                               off=0.0)
 
     # Derived sizes (the tutorial's integer divisions).
     @property
@@ -93,8 +100,14 @@ class Config:
 
     @property
     def init_scheme(self) -> str:
-        """The initial weights' scheme, 'auto' made the cell's own."""
-        return CELL_INITS[self.cell][0] if self.init == "auto" else self.init
+        """The initial weights' scheme, 'auto' resolved: the tutorial's uniform [0, 1) weights for
+        the tutorial's own network, whose trace they keep; Keras's layer defaults for every other,
+        since the all-positive weights saturate tanh from about 5 units or a second layer on and
+        the network then learns nothing (measured: README, *Initial weights*)."""
+        if self.init != "auto":
+            return self.init
+        tutorial = self.cell == "rnn" and (self.state_size, self.num_layers) == TUTORIAL_NETWORK
+        return "tutorial" if tutorial else "keras"
 
     @property
     def input_width(self) -> int:
@@ -263,6 +276,7 @@ def network_text(c: Config) -> str:
     parts += [f"dropout {c.dropout:g}"] if c.dropout else []
     parts += [f"stride {c.stride}"] if c.stride_steps != c.truncated_backprop_length else []
     parts += ["fast math"] if c.math == "fast" else []
+    parts += [f"clip {c.clip_norm:g}"] if c.clip_norm else []
     return " · ".join(parts)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from ._tf import tf
+from .model import sum_leading
 
 ADAGRAD_INITIAL_ACCUMULATOR = 0.1
 EPSILON = 1e-7
@@ -21,6 +22,32 @@ class OptState(NamedTuple):
     step: tf.Tensor  # scalar float32: updates applied so far
     slot1: tuple     # per weight: Adagrad accumulator, Adam m, RMSprop velocity
     slot2: tuple     # per weight: Adam v (unused by the others)
+
+
+def over_root(x, y):
+    """``x / sqrt(y)``, exactly rounded (IEEE sqrt, then IEEE division) on every CPU.
+
+    Written plainly, XLA rewrites ``x / sqrt(y)`` into ``x * rsqrt(y)`` and lowers rsqrt to the x86
+    approximate instruction (VRSQRTPS/RSQRTSS) refined by a Newton step: its last bits differ
+    between Intel and AMD processors, so the tutorial's Adagrad trace did too (it parted by window
+    10 of a 3,000-symbol epoch). A divisor that is not itself a sqrt is left alone: ``max(s, 0)`` is
+    ``s`` for every ``s = sqrt(y)`` (never negative; NaN stays NaN), and costs one max per weight.
+    ``tests/test_cross_cpu.py`` checks the compiled programs for rsqrt and the results bit for bit
+    against NumPy's exactly rounded float32 operations.
+    """
+    return x / tf.maximum(tf.sqrt(y), 0.0)
+
+
+def clip_global_norm(g, clip_norm: float):
+    """Gradients [P, M] (a model's weights packed in P, models last) scaled per model so that their
+    global norm is at most ``clip_norm``: Keras's ``global_clipnorm`` and PyTorch's
+    ``clip_grad_norm_``, written so that gradients within the bound stay exactly as they are (the
+    factor is exactly 1), and the norm's sum of squares is a chain of adds in a fixed order
+    (``model.sum_leading``), so a model clipped among others is clipped exactly as alone. A
+    non-finite norm gives non-finite weights, which the trainer reports as a divergence."""
+    norm = tf.sqrt(sum_leading(g * g))  # [M]
+    # The divisor is max(norm, clip), never a bare sqrt: see over_root.
+    return g * (clip_norm / tf.maximum(norm, clip_norm))
 
 
 def initial_slot_values(name: str) -> tuple[float, float]:
@@ -38,10 +65,10 @@ def apply_updates(name: str, params: tuple, grads: tuple, state: OptState, lr, *
             p = p - rate * g
         elif name == "adagrad":
             a = a + g * g
-            p = p - rate * g / tf.sqrt(a + EPSILON)
+            p = p - over_root(rate * g, a + EPSILON)
         elif name == "rmsprop":
             a = RMSPROP_RHO * a + (1.0 - RMSPROP_RHO) * g * g
-            p = p - rate * g / tf.sqrt(a + EPSILON)
+            p = p - over_root(rate * g, a + EPSILON)
         elif name == "adam":
             alpha = rate * tf.sqrt(1.0 - ADAM_BETA_2**step) / (1.0 - ADAM_BETA_1**step)
             a = a + (g - a) * (1.0 - ADAM_BETA_1)

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from .config import Config, ConfigError, from_dict
+from .config import CELL_INITS, Config, ConfigError, from_dict
 from .files import atomic_write
 from .guards import GuardError
 from .inference import LEGACY_NAMES, weight_shapes
@@ -104,9 +104,13 @@ class Run:
     created: str = ""
     params: dict[str, np.ndarray] = field(default_factory=dict)
     opt_state: dict[str, np.ndarray] = field(default_factory=dict)
+    #: The initial weights' scheme actually drawn (``config.init`` 'auto' resolved when trained).
+    init_used: str = ""
 
     def __post_init__(self) -> None:
         c = self.config
+        if not self.init_used:
+            self.init_used = c.init_scheme
         empty = (0, c.batch_size, c.truncated_backprop_length)
         if self.snapshot_inputs is None:
             self.snapshot_inputs = np.zeros(empty, np.int32)
@@ -192,6 +196,7 @@ class Run:
             "windows": self.windows_trained,
             "wall_seconds": round(float(self.wall_seconds), 4),
             "device": self.device,
+            "init_used": self.init_used,
             "config": self.config.to_dict(),
         }
 
@@ -258,6 +263,7 @@ def save_run(run: Run, path: str | os.PathLike) -> Path:
         "versions": np.str_(json.dumps(run.versions, sort_keys=True)),
         "epochs_completed": np.int64(run.epochs_completed),
         "created": np.str_(run.created),
+        "init_used": np.str_(run.init_used),
     }
     for key, value in trim(run).items():
         arrays[key] = np.asarray(value, dtype=_ARRAYS[key][0])
@@ -302,7 +308,7 @@ def check_writable(path: str | os.PathLike) -> Path:
 #: What kind of value each scalar must be (NumPy dtype kinds): a whole number, a number, a string.
 _SCALAR_KINDS = {"format_version": "iu", "epochs_completed": "iu", "eval_accuracy": "fiu", "eval_loss": "fiu",
                  "wall_seconds": "fiu", "config": "U", "status": "U", "message": "U", "device": "U",
-                 "versions": "U", "created": "U"}
+                 "versions": "U", "created": "U", "init_used": "U"}
 _KIND_NAMES = {"iu": "a whole number", "fiu": "a number", "U": "a string"}
 
 
@@ -419,10 +425,23 @@ def _read_archive(data: dict[str, np.ndarray], path: Path, where: str) -> tuple[
         raise RunFileError(f"{where} has an invalid config: {e}") from None
     values: dict[str, Any] = {k: _scalar(data, k, path) for k in _SCALARS if k not in ("format_version", "config")}
     values["versions"] = _json_object(data, "versions", path, "versions", where)
+    values["init_used"] = _init_used(data, keys, config, path, where)
     values |= {key: _array(data, key, where) for key in _ARRAYS if key in keys}
     params = _weights(data, keys, PARAM_PREFIX, where)
     opt_state = _weights(data, keys, OPT_PREFIX, where)
     return config, values, params, opt_state
+
+
+def _init_used(data: Any, keys: set[str], config: Config, path: Path, where: str) -> str:
+    """The initial weights' scheme the run drew. Files from before it was recorded say 'auto' for
+    what was then the cell's first scheme (the tutorial's for every rnn, whatever its size)."""
+    if "init_used" not in keys:
+        return config.init if config.init != "auto" else CELL_INITS[config.cell][0]
+    used = _scalar(data, "init_used", path)
+    if used not in CELL_INITS[config.cell] or config.init not in ("auto", used):
+        raise RunFileError(f"{where} is not a valid run file: init_used {used!r} does not fit its config "
+                           f"(init {config.init!r}, cell {config.cell!r})")
+    return used
 
 
 def _weights(data: Any, keys: set[str], prefix: str, where: str) -> dict[str, Any]:

@@ -37,7 +37,7 @@ from .model import (
     sum_leading,
     sum_rows_steps,
 )
-from .optim import OptState, apply_updates
+from .optim import OptState, apply_updates, clip_global_norm
 
 #: Numbers of models run with copies of the first model added (see the module's doc).
 PADDED_MODELS = {1: 2, 3: 4}
@@ -134,18 +134,20 @@ def _padded_opt(opt: OptState, pad: int) -> OptState:
 
 
 def compiled_train_epoch(optimizer: str, num_classes: int, snapshot_every: int, cell: str = "rnn",
-                         num_layers: int = 1, stride: int = 0, math: str = "exact"):
+                         num_layers: int = 1, stride: int = 0, math: str = "exact", clip_norm: float = 0.0):
     """A compiled epoch for these static settings (shapes are traced once per distinct shape).
 
     ``stride`` 0 is the window's length. The weights are a dict in ``cells.weight_names`` order;
     ``masks`` (with dropout only, else None) [W, M, L, B, T, S] multiply each layer's output.
-    ``math``: ``model.MATH_MODES``. The same settings give the same function however they are
-    passed (functools.cache alone tells ``f(a)`` from ``f(a, default)``)."""
-    return _compiled_train_epoch(optimizer, num_classes, snapshot_every, cell, num_layers, stride, math)
+    ``math``: ``model.MATH_MODES``; ``clip_norm`` > 0 clips each model's global gradient norm
+    (0: no clipping code at all, so the tutorial's program is unchanged). The same settings give
+    the same function however they are passed (functools.cache alone tells ``f(a)`` from ``f(a, default)``)."""
+    return _compiled_train_epoch(optimizer, num_classes, snapshot_every, cell, num_layers, stride, math,
+                                 float(clip_norm))
 
 
 @functools.cache
-def _compiled_train_epoch(optimizer, num_classes, snapshot_every, cell, num_layers, stride, math):
+def _compiled_train_epoch(optimizer, num_classes, snapshot_every, cell, num_layers, stride, math, clip_norm):
     @tf.function(jit_compile=True, reduce_retracing=False, autograph=False)
     def train_epoch(params: dict, opt: OptState, xs, ys, lr, masks=None):
         with math_mode(math):
@@ -177,7 +179,10 @@ def _compiled_train_epoch(optimizer, num_classes, snapshot_every, cell, num_laye
             loss, acc, probs, state, grads = cells.window_loss_and_grads(
                 weights, xs_ml[i], ys_ml[i], state, cell=cell, num_layers=num_layers, num_classes=num_classes,
                 stride=stride or steps, masks=None if masks is None else tf.unstack(masks[i]))
-            (w,), new = apply_updates(optimizer, (w,), (flat.pack([grads[n] for n in names]),),
+            g = flat.pack([grads[n] for n in names])
+            if clip_norm:
+                g = clip_global_norm(g, clip_norm)
+            (w,), new = apply_updates(optimizer, (w,), (g,),
                                       OptState(count, (slot1,), (slot2,)), lr, models_last=True)
             slot = tf.where(i % snapshot_every == 0, i // snapshot_every, n_snap)
             snaps = tf.tensor_scatter_nd_update(snaps, [[slot]], probs[None])

@@ -23,7 +23,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ._version import __version__
-from .config import PER_MODEL_KEYS, RESUMABLE_CHANGES, Config, ConfigError, config_warnings, program_key
+from .config import (
+    PER_MODEL_KEYS,
+    RESUMABLE_CHANGES,
+    Config,
+    ConfigError,
+    config_warnings,
+    program_key,
+)
 from .data import INIT_STREAM, dropout_masks, epoch_data, eval_data, eval_weights, rng_for
 from .runs import Run
 
@@ -268,7 +275,7 @@ def run_epoch(group: Group, epoch: int, evaluation: Evaluation | None = None) ->
 
     c0 = group.configs[0]
     train_epoch = compiled_train_epoch(c0.optimizer, c0.num_classes, c0.snapshot_every, c0.cell, c0.num_layers,
-                                       c0.stride_steps, c0.math)
+                                       c0.stride_steps, c0.math, c0.clip_norm)
     t0 = time.perf_counter()
     batches = [epoch_data(c, epoch) for c in group.configs]
     xs = tf.constant(np.stack([b[0] for b in batches], axis=1))
@@ -380,6 +387,7 @@ def build_runs(configs: Sequence[Config], traces: Traces, outcome: Outcome,
         run = trace.to_run(c, prev)
         if prev is not None:  # the means of the epochs whose windows a bounded file left out
             run.epoch_loss, run.epoch_accuracy = prev.epoch_means()
+            run.init_used = prev.init_used  # what it drew then, whatever 'auto' means now
         run.status, run.message = run_status(c, trace, alive, outcome)
         run.eval_loss, run.eval_accuracy = float(outcome.eval_loss[m]), float(outcome.eval_accuracy[m])
         if prev is not None and not outcome.epochs_run:
@@ -435,15 +443,39 @@ def near_chance(run: Run) -> bool:
 
 def warn_at_chance(runs: Sequence[Run], warn: Callable[[str], None] | None) -> None:
     """One warning per completed run that learned nothing although a window can hold its echo
-    (the other case, ``echo_step >= truncated_backprop_length``, is warned of before training)."""
+    (the other case, ``echo_step >= truncated_backprop_length``, is warned of before training),
+    naming the causes its own trace and settings point to."""
     warn = warn or (lambda m: warnings.warn(m, stacklevel=4))
     for run in runs:
         c = run.config
         if near_chance(run) and c.echo_step < c.truncated_backprop_length:
             warn(f"seed {c.seed}: held-out accuracy {run.eval_accuracy:.3f} is chance level (1/{c.num_classes}), "
                  f"although a window of {c.truncated_backprop_length} steps holds an echo of {c.echo_step}: "
-                 f"try a smaller --learning-rate (now {c.learning_rate:g}), more --epochs, a larger "
-                 f"--state-size" + (", or --init glorot" if c.init != "glorot" else ""))
+                 + "; ".join(chance_causes(run)))
+
+
+def chance_causes(run: Run) -> list[str]:
+    """Why a run at chance learned nothing, each with what would help, from its settings and its
+    per-epoch mean losses: only causes that apply, so no advice that cannot help."""
+    from .config import TUTORIAL_NETWORK
+
+    c, losses = run.config, run.epoch_means()[0]
+    guess = math.log(c.num_classes)  # what a uniform guess costs per step
+    causes = []
+    if c.init_scheme == "tutorial" and (c.state_size, c.num_layers) != TUTORIAL_NETWORK:
+        causes.append(f"the tutorial's all-positive initial weights saturate tanh beyond its {TUTORIAL_NETWORK[0]} "
+                      f"units and one layer: use --init keras (what --init auto picks here)")
+    if losses.size and losses.min() < 0.5 * guess:
+        best = int(losses.argmin())
+        causes.append(f"it learned (mean loss {losses[best]:.3g} in epoch {best + 1}) and lost it again: its "
+                      f"steps are too large; try a smaller --learning-rate (now {c.learning_rate:g}) or --clip-norm 1")
+    elif losses.size and losses[-1] > 1.1 * guess:
+        causes.append(f"its loss ended above a uniform guess's ({losses[-1]:.3g} > {guess:.3g}): the steps are "
+                      f"too large for {c.optimizer}; try a smaller --learning-rate (now {c.learning_rate:g})")
+    elif not causes:
+        causes.append(f"its loss stayed near a uniform guess's ({guess:.3g}) for all {losses.size} epochs; the "
+                      f"tutorial's network sits there a few epochs before it falls: try more --epochs")
+    return causes
 
 
 class Traces:

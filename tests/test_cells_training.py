@@ -17,7 +17,7 @@ from echo_rnn_cli.cli import cli
 from echo_rnn_cli.config import CELL_INITS, resolve
 from echo_rnn_cli.data import dropout_masks, epoch_data, to_windows
 from echo_rnn_cli.memory import memory_bytes
-from echo_rnn_cli.runs import Run
+from echo_rnn_cli.runs import Run, RunFileError
 from echo_rnn_cli.summary import collect
 from echo_rnn_cli.sweep.grid import expand_grid, parse_grid
 from tests.conftest import SMALL
@@ -154,13 +154,42 @@ def test_bad_cell_settings_are_refused_in_one_line(changes, fragments):
         assert fragment in str(e.value)
 
 
-def test_init_auto_is_each_cells_default():
+def test_init_auto_is_the_tutorials_for_its_network_and_keras_elsewhere():
     assert Config().init == "auto" and Config().init_scheme == "tutorial"
     assert Config(cell="lstm").init_scheme == Config(cell="gru").init_scheme == "keras"
+    for other in (dict(state_size=2), dict(state_size=8), dict(state_size=128), dict(num_layers=2)):
+        assert Config(**other).init_scheme == "keras", other
+    assert Config(state_size=8, init="tutorial").init_scheme == "tutorial"  # asked for: kept
+    assert resolve(None, {"state_size": 16}).init == "auto"  # the setting stays what was asked
     assert Config(init="glorot").init_scheme == "glorot" and Config(init="keras").replace().init_scheme == "keras"
     from echo_rnn_cli import cells
 
     assert CELL_INITS == cells.INITS
+
+
+def test_run_files_record_the_init_drawn(tmp_path):
+    """'auto' stays the setting (so a sweep over sizes is one setting apart, not two); the run file,
+    --json and the Run say which weights were drawn. Files from before that record are read as what
+    'auto' drew then: the tutorial's for every rnn."""
+    out = tmp_path / "r.npz"
+    result = CliRunner().invoke(cli, ["train", "--state-size", "6", "--epochs", "1", "--total-series-length", "600",
+                                      "-o", str(out), "--json", "-q"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["init_used"] == "keras" and summary["config"]["init"] == "auto"
+    run = load_run(out)
+    assert run.init_used == "keras" and run.config.init == "auto"
+    old = dict(np.load(out))
+    del old["init_used"]
+    np.savez(tmp_path / "old.npz", **old)
+    assert load_run(tmp_path / "old.npz").init_used == "tutorial"
+    old["init_used"] = np.str_("glorot")  # a scheme of its cell
+    np.savez(tmp_path / "g.npz", **old)
+    assert load_run(tmp_path / "g.npz").init_used == "glorot"
+    old["init_used"] = np.str_("orthogonal")
+    np.savez(tmp_path / "bad.npz", **old)
+    with pytest.raises(RunFileError, match="init_used 'orthogonal' does not fit its config"):
+        load_run(tmp_path / "bad.npz")
 
 
 def test_flags_for_the_cells(tmp_path):

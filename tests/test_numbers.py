@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from echo_rnn_cli import Config, load_run, train
+from echo_rnn_cli import Config, load_run, train, train_many
 from echo_rnn_cli.cli import cli
 from echo_rnn_cli.trainer import Traces, loss_bound
 from tests.conftest import small_flags
@@ -115,13 +115,16 @@ def test_every_preset_has_a_documented_accuracy():
 @pytest.mark.slow
 @pytest.mark.parametrize("preset", sorted(p.name for p in (ROOT / "configs").glob("*.toml")))
 def test_every_preset_reaches_what_the_readme_says(preset, tmp_path, capsys):
-    """Trained in full, as a user would (`echo-rnn train --config configs/NAME.toml`)."""
+    """Trained in full for seeds 0-9, as a user would (`echo-rnn train --config configs/NAME.toml
+    --seeds 10`): every seed reaches the threshold, not one lucky seed."""
     code, stdout, err = run_cli(["train", "--config", ROOT / "configs" / preset, "-o", tmp_path / "r.npz",
-                                 "--json", "-q"], capsys)
+                                 "--seeds", "10", "--json", "-q"], capsys)
     assert code == 0, err
-    summary = json.loads(stdout)
-    assert summary["status"] == "completed"
-    assert summary["eval_accuracy"] >= documented_accuracies()[preset], summary
+    summaries = [json.loads(line) for line in stdout.splitlines()]
+    assert [s["config"]["seed"] for s in summaries] == list(range(10))
+    assert all(s["status"] == "completed" for s in summaries)
+    worst = min(s["eval_accuracy"] for s in summaries)
+    assert worst >= documented_accuracies()[preset], [s["eval_accuracy"] for s in summaries]
     assert not warnings_in(err), err
 
 
@@ -135,9 +138,37 @@ def test_a_run_at_chance_says_so_in_one_line(tmp_path, capsys):
     assert summary["status"] == "completed" and abs(summary["eval_accuracy"] - 0.5) < 0.05
     lines = warnings_in(err)
     assert len(lines) == 1, err
-    for fragment in ("is chance level (1/2)", "a window of 15 steps holds an echo of 3", "smaller --learning-rate",
-                     "more --epochs", "larger --state-size", "--init glorot"):
+    for fragment in ("is chance level (1/2)", "a window of 15 steps holds an echo of 3",
+                     "its loss ended above a uniform guess's", "smaller --learning-rate (now 3)"):
         assert fragment in lines[0], (fragment, lines[0])
+    for advice in ("--state-size", "--init", "more --epochs"):  # none of these would help sgd at 3
+        assert advice not in lines[0], (advice, lines[0])
+
+
+def test_the_chance_warning_names_the_tutorial_weights_where_they_saturate(small_config):
+    """The tutorial's all-positive weights, asked for with 16 units, saturate tanh: the warning
+    says so and names the init that works, and nothing about the rate."""
+    said = []
+    run = train(small_config.replace(init="tutorial", state_size=16), warn=said.append)
+    assert run.config.init == "tutorial" and len(said) == 1, said
+    assert "initial weights saturate tanh" in said[0] and "--init keras" in said[0]
+    assert "--learning-rate" not in said[0]
+
+
+def test_the_chance_warning_tells_a_collapse_from_a_slow_start(small_config):
+    """Which cause applies follows the run's own per-epoch losses: one that fell far below a
+    uniform guess and came back collapsed (smaller steps or clipping help); one that stayed at the
+    guess needs more epochs. Shown on a real run whose epoch means are then set to each shape."""
+    import dataclasses
+
+    from echo_rnn_cli.trainer import chance_causes
+
+    run = train(small_config.replace(epochs=3))
+    flat = dataclasses.replace(run, loss=np.full_like(run.loss, 0.69))
+    collapsed = dataclasses.replace(run, loss=np.where(run.epoch == 1, 0.01, 0.69).astype(np.float32))
+    (slow,), (fell,) = chance_causes(flat), chance_causes(collapsed)
+    assert "more --epochs" in slow and "--learning-rate" not in slow
+    assert "learned (mean loss 0.01 in epoch 2) and lost it again" in fell and "--clip-norm" in fell
 
 
 def test_chance_warning_in_the_library_and_not_where_no_window_holds_the_echo(small_config):
@@ -224,3 +255,14 @@ def test_ctrl_c_during_the_held_out_evaluation_completes(tmp_path):
     assert proc.returncode == 0, err
     assert_code_matches_the_status(proc.returncode, out, stdout, err, started=True)
     assert "the stop came after the last epoch" in err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("change", [{"state_size": 8}, {"num_layers": 2}])
+def test_defaults_beyond_the_tutorials_network_learn_for_every_seed(change):
+    """Item 4 of the cross-CPU issue: only the size or depth changed, `--init auto` draws Keras's
+    weights and the echo is learned by every seed 0-4 (the tutorial's weights left 8 units and 2
+    layers at chance), with margin."""
+    runs = train_many([Config(seed=s, **change) for s in range(5)])
+    assert {r.init_used for r in runs} == {"keras"}
+    assert min(r.eval_accuracy for r in runs) >= 0.99, [r.eval_accuracy for r in runs]
