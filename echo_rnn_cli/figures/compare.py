@@ -29,10 +29,10 @@ _NOT_COMPARED = ("device",)
 
 
 def _resolved(run: Run) -> dict:
-    """A run's settings as it trained with them: ``init auto`` is the cell's own scheme, so an rnn's
-    and an lstm's 'auto' are different weights (tutorial, keras), and an rnn's 'auto' and
+    """A run's settings as it trained with them: ``init`` is the scheme it drew, so the 'auto' of an
+    rnn of 4 units and of an lstm are different weights (tutorial, keras), and an rnn's 'auto' and
     'tutorial' the same ones."""
-    return run.config.to_dict() | {"init": run.config.init_scheme}
+    return run.config.to_dict() | {"init": run.init_used}
 
 
 def differing_labels(runs: Sequence[Run], names: Sequence[str] | None = None) -> list[str]:
@@ -138,6 +138,7 @@ def _comparison_title(runs: list[Run], width: int) -> str:
     # first run's alone would claim its cell for all.
     networks = [network_text(r.config).split(" · ") for r in runs]
     network = [w for w in networks[0] if w and all(w in n for n in networks[1:])]
-    common = " · ".join(network + [t for t in [settings_text(runs[0].config, shared, network=False)] if t])
+    settings = settings_text(runs[0].config, shared, network=False, init=runs[0].init_used)
+    common = " · ".join(network + ([settings] if settings else []))
     what = f"mean of the last {width:,} windows, raw loss faint" if width > 1 else "loss per window"
     return f"{len(runs)} runs: {what}" + (f"; shared settings: {common}" if common else "")
