@@ -46,7 +46,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from bench import env_with, header, log, ok, preamble, publish, steady_state, worker  # noqa: E402 - bench.py beside it, once on the path
+from common import env_with, header, log, ok, preamble, publish, steady_state, worker  # noqa: E402 - common.py beside it, once on the path
 
 from echo_rnn_cli.config import MATH_MODES  # noqa: E402 - with the imports (config loads no TensorFlow)
 

@@ -1,5 +1,8 @@
 import os
+import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -64,3 +67,41 @@ def event_series(ea, tag):
     from tensorboard.util import tensor_util
 
     return [(e.step, tensor_util.make_ndarray(e.tensor_proto).item()) for e in ea.Tensors(tag)]
+
+
+def processes_with(marker: str, but: int | None = None) -> list[int]:
+    """Processes whose environment holds ``marker`` (Linux /proc), other than ``but``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != but:
+            try:
+                if marker.encode() in (entry / "environ").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def kill_sweep_once_workers_run(flags, tmp_path, *, settle: float = 0.0) -> None:
+    """Start ``echo-rnn sweep FLAGS`` (the small settings first), SIGKILL it once at least two of its
+    workers run (and ``settle`` seconds more), then wait for every process it started to go.
+
+    Its processes are found by a marker in their environment, which workers inherit: a killed
+    driver's pool workers are orphans, and only the environment still ties them to the test."""
+    marker = f"ECHO_RNN_TEST_MARKER={os.getpid()}-{time.monotonic_ns()}"
+    env = {**SWEEP_ENV, marker.split("=")[0]: marker.split("=")[1]}
+    with open(tmp_path / "err", "w") as err:  # not a pipe: orphans would hold it open
+        proc = subprocess.Popen(sweep_cmd(*flags), stdout=subprocess.DEVNULL, stderr=err, env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while len(processes_with(marker, but=proc.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(processes_with(marker, but=proc.pid)) >= 2, (tmp_path / "err").read_text()
+        time.sleep(settle)
+    finally:
+        proc.kill()
+        proc.wait()
+    deadline = time.monotonic() + 30
+    while processes_with(marker) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert processes_with(marker) == [], "the killed sweep's workers are still there"

@@ -301,6 +301,7 @@ def window(weights, x, y, s0, masks, cell):
     return train, cells.window_forward(weights, x, s0, cell=cell, num_layers=2, num_classes=3)
 
 
+@pytest.mark.slow  # compiles each cell for 1, 2 and more models
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 def test_model_numbers_do_not_depend_on_company_compiled(cell):
     """The promise holds for the compiled program, which is what trains. (TensorFlow's eager

@@ -50,6 +50,7 @@ def learned():
             for cell in RATE}
 
 
+@pytest.mark.slow  # the lstm and gru trained until they learn
 @pytest.mark.parametrize("cell", list(RATE))
 def test_each_cell_learns_the_echo(learned, cell):
     runs = learned[cell]
@@ -63,6 +64,7 @@ def test_each_cell_learns_the_echo(learned, cell):
         assert not np.array_equal(run.params["bias_0"][4:8], np.ones(4))
 
 
+@pytest.mark.slow  # compiles each cell for several model counts
 @pytest.mark.parametrize("cell", list(RATE))
 def test_seeds_trained_together_are_bit_for_bit_each_alone(learned, cell):
     """train_many of 3 seeds (a program padded to 4 models) against each seed alone (padded to 2)."""
@@ -72,11 +74,13 @@ def test_seeds_trained_together_are_bit_for_bit_each_alone(learned, cell):
         _assert_same_run(run, train(c))
 
 
+@pytest.mark.slow  # uses the cells trained until they learn
 def test_training_twice_is_identical(learned):
     c = Config(cell="lstm", learning_rate=RATE["lstm"], **CELL)
     _assert_same_run(learned["lstm"][0], train(c))
 
 
+@pytest.mark.slow  # compiles an lstm
 def test_lstm_divergence_keeps_the_trace_up_to_the_first_bad_window():
     run = train(Config(cell="lstm", learning_rate=1e38, **(CELL | {"epochs": 2})))
     assert run.status == "diverged" and "learning_rate" in run.message
@@ -84,6 +88,7 @@ def test_lstm_divergence_keeps_the_trace_up_to_the_first_bad_window():
     assert run.params == {} and np.isnan(run.eval_accuracy)
 
 
+@pytest.mark.slow  # a stacked lstm compiled and trained three times
 def test_stacked_lstm_with_dropout_and_stride_resumes_bit_for_bit(tmp_path):
     c = Config(cell="lstm", num_layers=2, dropout=0.2, stride=5, learning_rate=RATE["lstm"], **(CELL | {"epochs": 2}))
     assert c.windows_per_epoch == (1000 - 15) // 5 + 1
@@ -115,6 +120,7 @@ def _with_old_names(path, target):
     return target
 
 
+@pytest.mark.slow  # trains and resumes three times
 def test_a_run_file_with_the_old_weight_names_loads_and_resumes(tmp_path):
     c = Config(**SMALL)
     straight = train(c.replace(epochs=3))

@@ -118,6 +118,7 @@ def test_help_does_not_import_tensorflow():
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
 
 
+@pytest.mark.slow  # a fresh process: TensorFlow's import and a compile
 def test_real_subprocess(tmp_path):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.run([sys.executable, "-m", "echo_rnn_cli", "train", *small_flags(), "--json"],

@@ -46,6 +46,7 @@ def test_math_mode_refuses_unknown_modes():
         resolve(None, {"math": "quick"})
 
 
+@pytest.mark.slow  # compiles fast math for a larger state
 def test_fast_math_learns_what_exact_learns():
     """For seeds 0-2 (seeds 0-5 measured: 0.995 to 0.999 on an AMD EPYC)."""
     exact = train(Config(**LSTM))
@@ -60,6 +61,7 @@ def test_fast_math_learns_what_exact_learns():
     np.testing.assert_allclose(fast.loss[:20], exact.loss[:20], rtol=1e-3)
 
 
+@pytest.mark.slow  # compiles fast math for several model counts
 @pytest.mark.filterwarnings("ignore:.*chance level")
 def test_fast_math_is_deterministic_and_trains_with_seeds():
     configs = [Config(math="fast", seed=s, **SMALL) for s in (0, 1)]

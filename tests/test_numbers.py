@@ -41,6 +41,7 @@ def warnings_in(err: str) -> list[str]:
 # ---------------------------------------------------------------- item 8: a loss that explodes
 
 
+@pytest.mark.slow  # compiles a shape of its own
 def test_an_exploding_finite_loss_is_divergence(tmp_path, capsys):
     """sgd at 1e30 gives a loss of about 1e29, finite but absurd: diverged, exit 1, said so, and
     (item 7) no held-out results: null in JSON, NaN in the file."""
@@ -226,6 +227,7 @@ def assert_code_matches_the_status(code: int, out: Path, stdout: str, err: str, 
         pytest.fail(f"exit {code}: {err}")
 
 
+@pytest.mark.slow  # a real process signalled, per moment
 @pytest.mark.parametrize("delay", [0, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0, 2.0])
 def test_ctrl_c_at_any_moment_exit_code_matches_status(tmp_path, delay):
     out = tmp_path / "r.npz"
@@ -236,6 +238,7 @@ def test_ctrl_c_at_any_moment_exit_code_matches_status(tmp_path, delay):
     assert_code_matches_the_status(proc.returncode, out, stdout, err, started=delay >= 1.0)
 
 
+@pytest.mark.slow  # a real process signalled during evaluation
 def test_ctrl_c_during_the_held_out_evaluation_completes(tmp_path):
     """With the compile cache off and one epoch, the evaluation compiles after the last epoch's
     line: a Ctrl-C sent on that line stops nothing; the run is completed, saved so, exit 0."""

@@ -119,6 +119,43 @@ def test_comparison_labels_runs_by_what_differs(runs, tmp_path):
     assert b"echo_step 2" in out.read_bytes() and "2 runs" in result.stderr
 
 
+def test_comparison_compares_the_init_a_run_trained_with(runs, tmp_path):
+    """An rnn's `init auto` is the tutorial's weights: beside an rnn given `--init tutorial` the two
+    runs share that init, so nothing tells them apart but their file names."""
+    save_run(train(Config(**{**SMALL, "epochs": EPOCHS, "init": "tutorial"})), tmp_path / "t.npz")
+    auto, tutorial = load_run(runs / "a.npz"), load_run(tmp_path / "t.npz")
+    assert (auto.config.init, tutorial.config.init) == ("auto", "tutorial")
+    fig = comparison_figure([auto, tutorial], names=["a.npz", "t.npz"])
+    assert "init tutorial" in " ".join(fig.get_suptitle().split()).split("shared settings: ", 1)[1]
+    assert differing_labels([auto, tutorial], ["a.npz", "t.npz"]) == ["a.npz", "t.npz"]
+
+
+@pytest.mark.slow  # compiles an lstm and a gru
+def test_comparison_of_cells_shares_only_the_settings_they_trained_with(runs, tmp_path):
+    """`plot rnn.npz lstm.npz gru.npz`: all three have `init auto`, which the rnn takes as the
+    tutorial's weights and the lstm and gru as Keras's, so init is not a shared setting; the lstm
+    and gru alone do share Keras's, and say so; no run's cell is claimed for all."""
+    for cell in ("lstm", "gru"):
+        save_run(train(Config(**{**SMALL, "epochs": 1, "cell": cell})), tmp_path / f"{cell}.npz")
+    rnn, lstm, gru = load_run(runs / "a.npz"), load_run(tmp_path / "lstm.npz"), load_run(tmp_path / "gru.npz")
+    assert {r.config.init for r in (rnn, lstm, gru)} == {"auto"}
+
+    def shared(fig) -> str:
+        return " ".join(fig.get_suptitle().split()).split("shared settings: ", 1)[1]
+
+    for order in ([rnn, lstm, gru], [lstm, gru, rnn]):
+        fig = comparison_figure(order, names=["x", "y", "z"])
+        assert "init" not in shared(fig) and "lstm" not in shared(fig), shared(fig)
+        labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+        expected = {"rnn": "init tutorial", "lstm": "init keras", "gru": "init keras"}
+        for run, label in zip(order, labels, strict=False):
+            assert f"cell {run.config.cell}" in label and expected[run.config.cell] in label, label
+    both = comparison_figure([lstm, gru], names=["y", "z"])
+    assert "init keras" in shared(both) and "lstm" not in shared(both), shared(both)
+    result = plot([runs / "a.npz", tmp_path / "lstm.npz", tmp_path / "gru.npz", "-o", tmp_path / "c.png", "-q"])
+    assert result.exit_code == 0, result.output
+
+
 def test_comparison_default_file_is_beside_the_first_run(runs):
     result = plot([runs / "a.npz", runs / "b.npz", "--log", "-q"])
     assert result.exit_code == 0, result.output

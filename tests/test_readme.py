@@ -4,6 +4,7 @@ own test command, and the README's Layout and docs/architecture.md name every mo
 import os
 import re
 import shlex
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -62,6 +63,15 @@ def test_ci_runs_the_readme_test_command_with_lint_first():
     assert '"ruff' in test_extra and '"pytest' in test_extra
 
 
+def test_ci_lists_the_slowest_tests_and_the_readme_names_the_quick_subset():
+    (test_command,) = [c for c in setup_commands() if "pytest" in c]
+    assert test_command.endswith("-m pytest --durations=15")
+    set_up = README.split("\n## Set up\n", 1)[1].split("\n## ", 1)[0]
+    assert '.venv-test/bin/python -m pytest -m "not slow"' in commands(set_up)
+    markers = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]["markers"]
+    assert any(m.startswith("slow:") for m in markers)
+
+
 def test_the_figure_is_there_and_can_be_made_again():
     png = ROOT / "docs" / "quickstart.png"
     assert png.stat().st_size < 300_000
@@ -100,3 +110,29 @@ def test_layout_and_architecture_name_every_module(where):
             continue  # the package's plumbing; the Layout lists it
         stem = name if module.name == "__init__.py" else module.stem
         assert name in text or f"`{stem}`" in text, f"{where} does not name {module}"
+
+
+def outside_code(text: str) -> list[str]:
+    """The lines of the text that are not inside ``` blocks."""
+    lines, fenced = [], False
+    for line in text.splitlines():
+        if line.startswith("```"):
+            fenced = not fenced
+        elif not fenced:
+            lines.append(line)
+    return lines
+
+
+def test_every_table_is_one_table():
+    """A table starts with a header row and its | --- | row: rows cut off by a blank line would
+    render as raw pipes."""
+    lines = outside_code(README)
+    for i, line in enumerate(lines):
+        if line.startswith("|") and (i == 0 or not lines[i - 1].startswith("|")):
+            assert i + 1 < len(lines) and re.fullmatch(r"\|( *-+ *\|)+", lines[i + 1]), f"a table cut off at {line!r}"
+
+
+def test_layout_names_each_module_once():
+    layout = README.split("## Layout\n", 1)[1].split("```", 2)[1]
+    entries = re.findall(r"^( +)(\S+(?:\.py|/))(?= )", layout, flags=re.M)
+    assert entries and len(entries) == len(set(entries)), [e for e in entries if entries.count(e) > 1]

@@ -219,6 +219,7 @@ def test_fuzzed_numeric_flags_never_trace_back(tmp_path, capsys, flags):
     assert files_in(tmp_path) == {"file.txt"}
 
 
+@pytest.mark.slow  # each example is a new shape: a compile each
 @settings(max_examples=5, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(t=st.integers(1, 12), state=st.integers(1, 6), classes=st.integers(2, 4), echo=st.integers(0, 11),
@@ -427,7 +428,8 @@ def assert_same_run(a, b) -> None:
         np.testing.assert_array_equal(a.opt_state[k], b.opt_state[k], err_msg=k)
 
 
-@pytest.mark.parametrize("optimizer", ["adagrad", "adam"])
+# adam compiles programs of its own (slow); adagrad's are the ones most tests share.
+@pytest.mark.parametrize("optimizer", ["adagrad", pytest.param("adam", marks=pytest.mark.slow)])
 def test_resumed_run_equals_an_uninterrupted_one(tmp_path, capsys, optimizer):
     """Interrupted after 1 epoch (the trainer's should_stop), resumed to 3 through the CLI; then a
     completed 3-epoch run resumed to 4: each equals the run trained straight through."""
@@ -507,6 +509,7 @@ def start_training(tmp_path, out, *extra, **settings):
     pytest.fail("training ended before its first progress line:\n" + "".join(lines))
 
 
+@pytest.mark.slow  # a real process signalled mid-training, per signal
 @pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["SIGINT", "SIGTERM"])
 def test_signal_saves_the_run_so_far(tmp_path, capsys, signum, code):
     out = tmp_path / "r.npz"
@@ -532,6 +535,7 @@ def test_signal_saves_the_run_so_far(tmp_path, capsys, signum, code):
     np.testing.assert_array_equal(again.loss[: run.loss.size], run.loss)
 
 
+@pytest.mark.slow  # a real process signalled
 @pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["SIGINT", "SIGTERM"])
 def test_a_signal_to_the_process_and_its_group_at_once_saves_the_run(tmp_path, signum, code):
     """Issue 21, case 1: `timeout -s INT` signals the process and then its group, so the run gets
@@ -572,6 +576,7 @@ def test_a_signal_during_a_long_compile_ends_the_process_at_once(tmp_path, signu
     assert out.read_bytes() == OLD and files_in(tmp_path) == {"r.npz"}
 
 
+@pytest.mark.slow  # real processes signalled
 @pytest.mark.parametrize("delay", [0.5, 2.0, 4.0])
 def test_sigterm_while_tensorflow_loads_says_so(tmp_path, delay):
     """While TensorFlow loads, fd 2 is /dev/null (its C++ start-up chatter goes there): a SIGTERM then
@@ -591,6 +596,7 @@ def test_sigterm_while_tensorflow_loads_says_so(tmp_path, delay):
     assert not out.exists()
 
 
+@pytest.mark.slow  # a real process signalled twice
 def test_second_sigint_stops_at_once_and_leaves_the_old_file(tmp_path):
     """Epochs of 66,666 windows (seconds each): both Ctrl-Cs land inside the compiled epoch, where
     Python runs no signal handler until it returns; the second still ends the process there, with
@@ -611,6 +617,7 @@ def test_second_sigint_stops_at_once_and_leaves_the_old_file(tmp_path):
     assert out.read_bytes() == OLD and files_in(tmp_path) == {"r.npz"}
 
 
+@pytest.mark.slow  # a real process signalled during start-up
 def test_sigint_before_the_first_epoch_writes_nothing(tmp_path):
     """Ctrl-C while TensorFlow is still loading: no epoch to keep, so the older file stays."""
     out = tmp_path / "r.npz"
@@ -629,6 +636,7 @@ def test_sigint_before_the_first_epoch_writes_nothing(tmp_path):
 # ---------------------------------------------------------------- determinism
 
 
+@pytest.mark.slow  # two fresh processes compile with the cache off
 def test_same_seed_same_trace_in_two_processes(tmp_path):
     """Bit-identical traces, held-out results and weights from two separate processes (CPU), each
     compiling its own programs (the on-disk compile cache off)."""

@@ -55,6 +55,7 @@ def refused_fast(args, cwd: Path, *fragments: str) -> str:
 # ---------------------------------------------------------------- item 1: never replaced unless asked
 
 
+@pytest.mark.slow  # several real echo-rnn processes
 def test_an_existing_run_file_is_kept_unless_force(tmp_path):
     out = tmp_path / "run.npz"
     out.write_bytes(OLD)
@@ -105,6 +106,7 @@ def test_an_empty_path_is_refused_before_any_work(tmp_path, args):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow  # several real echo-rnn processes
 def test_seeds_check_every_output_and_resume_may_write_back(tmp_path):
     shutil.copy(V1, tmp_path / "r-seed1.npz")
     refused_fast(["train", *small_flags(), "--seeds", "2", "-o", tmp_path / "r.npz"], tmp_path,
@@ -195,6 +197,7 @@ def _immutable(path: Path) -> bool:
     return chattr is not None and subprocess.run([chattr, "+i", str(path)], capture_output=True).returncode == 0
 
 
+@pytest.mark.slow  # real echo-rnn processes
 def test_a_run_whose_final_save_fails_is_saved_beside_it(tmp_path):
     out = tmp_path / "out.npz"
     out.write_bytes(OLD)

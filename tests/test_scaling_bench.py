@@ -31,6 +31,15 @@ def fake_result(rows):
             "started": "today", "settings": {"epochs": 5, "budget_s": 0.2, "device": "cpu"}, "rows": rows}
 
 
+def test_bench_and_scaling_share_common_and_import_neither_the_other():
+    """No import circle: what both need lives in common.py; bench.py reaches scaling.py only for
+    --sizes, inside main."""
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import {0}; "
+            "assert {1!r} not in sys.modules, 'imports {1}'; assert 'common' in sys.modules")
+    for mod, other in (("scaling", "bench"), ("bench", "scaling")):
+        subprocess.run([sys.executable, "-c", code.format(mod, other), str(BENCH)], check=True, timeout=120)
+
+
 def test_cells_follow_the_config():
     assert scaling.cells_available() == (("rnn", "lstm", "gru") if HAS_CELL else ("rnn",))
 
@@ -104,6 +113,7 @@ def run_worker(*args):
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow  # a worker process compiling with the cache off
 def test_echo_worker_times_a_real_training():
     out = run_worker("--framework", "echo-rnn", "--cell", "rnn", "--state", "4", "--models", "2",
                      "--windows", "3", "--epochs", "2", "--device", "cpu")
@@ -112,6 +122,7 @@ def test_echo_worker_times_a_real_training():
     assert out["device"] == "/CPU:0"
 
 
+@pytest.mark.slow  # a worker process compiling with the cache off
 def test_echo_worker_times_fast_math():
     out = run_worker("--framework", "echo-rnn", "--cell", "lstm", "--state", "8", "--models", "1",
                      "--windows", "3", "--epochs", "2", "--device", "cpu", "--math", "fast")

@@ -43,6 +43,26 @@ def test_readme_lists_exactly_the_settings_with_their_defaults(repo_root):
         assert default == str(SETTINGS[key].default), f"README says {key} defaults to {default}"
 
 
+def test_fast_math_pays_from_the_size_measured_everywhere_it_is_said(repo_root):
+    """The README's settings table, --math's help and the Scaling section name one size from which
+    --math fast is faster: the smallest state in the recorded scaling table (benchmarks/scaling.json)
+    at which it beats exact sums for every cell, one model."""
+    import json
+
+    readme = (repo_root / "README.md").read_text()
+    row = next(line for line in readme.splitlines() if line.startswith("| `--math` |"))
+    scaling = readme.split("### Scaling", 1)[1].split("\n#", 1)[0]
+    said = {where: re.findall(r"from about (\d+) units", text, flags=re.I)
+            for where, text in (("settings table", row), ("--help", SETTINGS["math"].help), ("Scaling", scaling))}
+    assert all(len(found) == 1 for found in said.values()), said
+    rows = json.loads((repo_root / "benchmarks" / "scaling.json").read_text())["rows"]
+    us = {(r["cell"], r["state"], r["math"]): r["per_window_us"] for r in rows
+          if r["framework"] == "echo-rnn" and r["models"] == 1 and r["status"] == "ok"}
+    cells = {cell for cell, _, _ in us}
+    pays = min(state for _, state, _ in us if all(us[c, state, "fast"] < us[c, state, "exact"] for c in cells))
+    assert {found[0] for found in said.values()} == {str(pays)}, said
+
+
 def test_the_table_is_the_dataclass():
     assert list(SETTINGS) == list(Config().to_dict())
     assert {k: s.default for k, s in SETTINGS.items()} == Config().to_dict()

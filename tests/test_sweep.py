@@ -8,6 +8,7 @@ import csv
 import io
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -29,7 +30,7 @@ from echo_rnn_cli.summary import RESULT_KEYS, collect
 from echo_rnn_cli.sweep.grid import expand_grid, parse_grid, point_name
 from echo_rnn_cli.sweep.manifest import read_manifest
 from echo_rnn_cli.sweep.run import make_tasks, run_sweep
-from tests.conftest import SMALL, run_cli, small_flags, sweep_cmd
+from tests.conftest import SMALL, kill_sweep_once_workers_run, run_cli, small_flags, sweep_cmd
 from tests.conftest import SWEEP_ENV as ENV
 
 GRID = ["--grid", "echo_step=1,2", "--grid", "truncated_backprop_length=5,15"]
@@ -227,6 +228,14 @@ def test_summary_csv_has_config_keys_and_results(swept):
         run = load_run(r["file"])
         assert float(r["eval_accuracy"]) == pytest.approx(run.eval_accuracy)
         assert float(r["final_loss"]) == pytest.approx(run.final_loss)
+
+
+def test_readme_names_the_csv_header_as_written(swept, repo_root):
+    """The README's column list is the header `summary --format csv` really writes, in its order."""
+    out, _ = swept
+    header = next(csv.reader(io.StringIO(CliRunner().invoke(cli, ["summary", str(out), "--format", "csv"]).stdout)))
+    item = (repo_root / "README.md").read_text().split("- `--format csv`:", 1)[1].split("\n- ", 1)[0]
+    assert re.findall(r"`(\w+)`", item.split("Columns:", 1)[1].split("Empty cells", 1)[0]) == header
 
 
 def test_summary_json_is_a_list_of_flat_objects(swept):
@@ -432,6 +441,7 @@ def test_bad_sweep_input_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys,
 # ---------------------------------------------------------------- Ctrl-C and resume
 
 
+@pytest.mark.slow  # a real sweep process, interrupted, then resumed
 def test_interrupted_sweep_resumes_without_redoing_finished_points(tmp_path):
     """SIGINT a real `echo-rnn sweep` once its first point is written: it stops cleanly (exit 130,
     manifest current); the same command again trains only what is missing."""
@@ -465,45 +475,17 @@ def test_interrupted_sweep_resumes_without_redoing_finished_points(tmp_path):
     assert [p["status"] for p in read_manifest(out)["points"]] == ["completed"] * 4
 
 
-def _processes_with(marker: str) -> list[int]:
-    """Processes whose environment holds ``marker`` (Linux /proc)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if marker.encode() in (entry / "environ").read_bytes():
-                    found.append(int(entry.name))
-            except OSError:
-                continue
-    return found
-
-
 @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs Linux /proc to find the workers")
 def test_workers_leave_when_the_sweep_is_killed(tmp_path):
     """SIGKILL leaves a pool's workers orphaned, waiting for work that never comes: they must go."""
-    marker = f"ECHO_RNN_TEST_MARKER={os.getpid()}-{time.monotonic_ns()}"
-    env = {**ENV, marker.split("=")[0]: marker.split("=")[1]}
-    with open(tmp_path / "err", "w") as err:  # not a pipe: orphans would hold it open
-        proc = subprocess.Popen(sweep_cmd("--grid", "truncated_backprop_length=3,5", "--jobs", "2", "-o",
-                                          tmp_path / "s"), stdout=subprocess.DEVNULL, stderr=err, env=env)
-    try:
-        deadline = time.monotonic() + 120
-        while len([p for p in _processes_with(marker) if p != proc.pid]) < 2 and time.monotonic() < deadline:
-            time.sleep(0.1)
-        workers = [p for p in _processes_with(marker) if p != proc.pid]
-        assert len(workers) >= 2, (tmp_path / "err").read_text()
-    finally:
-        proc.kill()
-        proc.wait()
-    deadline = time.monotonic() + 20
-    while _processes_with(marker) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert _processes_with(marker) == []
+    kill_sweep_once_workers_run(["--grid", "truncated_backprop_length=3,5", "--jobs", "2", "-o", tmp_path / "s"],
+                                tmp_path)
 
 
 # ---------------------------------------------------------------- the shell example
 
 
+@pytest.mark.slow  # a shell loop of echo-rnn processes
 def test_shell_example_sweep_runs(repo_root, tmp_path):
     bash = shutil.which("bash")
     if bash is None:
@@ -533,6 +515,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow  # starts a Ray cluster
 def test_ray_executor_on_a_local_cluster(tmp_path):
     """`ray start --head` as a child of the test (stopped by SIGTERM, which stops its processes),
     then `echo-rnn sweep --executor ray --ray-address` as a separate driver."""

@@ -21,7 +21,7 @@ from echo_rnn_cli.config import ConfigError
 from echo_rnn_cli.sweep.executors.task import Task, train_task
 from echo_rnn_cli.sweep.manifest import ManifestError, read_manifest
 from echo_rnn_cli.sweep.run import LOCK, folder_lock, run_sweep
-from tests.conftest import SMALL, run_cli, small_flags, sweep_cmd
+from tests.conftest import SMALL, kill_sweep_once_workers_run, run_cli, small_flags, sweep_cmd
 from tests.conftest import SWEEP_ENV as ENV
 
 
@@ -219,6 +219,7 @@ def test_a_locked_folder_is_refused_before_any_work(tmp_path, capsys):
         pass
 
 
+@pytest.mark.slow  # two real sweep processes
 def test_two_sweeps_on_one_folder_never_both_train(tmp_path):
     """Two real `echo-rnn sweep` processes started together: one trains every point, the other is
     refused in one line (exit 2); every point is trained once."""
@@ -298,26 +299,9 @@ def test_killing_the_driver_leaves_the_folder_as_it_was(tmp_path):
     assert load_run(finished).status == "completed" and load_run(partial).epochs_completed == 1
     before = {f: stamp(f) for f in (finished, partial)}
 
-    marker = f"ECHO_RNN_TEST_MARKER={os.getpid()}-{time.monotonic_ns()}"
-    env = {**ENV, marker.split("=")[0]: marker.split("=")[1]}
-    flags = ["--epochs", "3", "--total-series-length", "20000", "--jobs", "2", "-o", out]
-    with open(tmp_path / "err", "w") as err:  # not a pipe: orphans would hold it open
-        proc = subprocess.Popen(sweep_cmd(*flags, *[f"--grid=truncated_backprop_length={','.join(map(str, v))}"
-                                                    for v in grid.values()]),
-                                stdout=subprocess.DEVNULL, stderr=err, env=env)
-    try:
-        deadline = time.monotonic() + 120
-        while len(_processes_with(marker, but=proc.pid)) < 2 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert len(_processes_with(marker, but=proc.pid)) >= 2, (tmp_path / "err").read_text()
-        time.sleep(1.0)  # into the workers' imports and compiles: their first epoch
-    finally:
-        proc.kill()
-        proc.wait()
-    deadline = time.monotonic() + 30
-    while _processes_with(marker) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert _processes_with(marker) == []
+    flags = ["--epochs", "3", "--total-series-length", "20000", "--jobs", "2", "-o", out,
+             *[f"--grid=truncated_backprop_length={','.join(map(str, v))}" for v in grid.values()]]
+    kill_sweep_once_workers_run(flags, tmp_path, settle=1.0)  # 1 s: into the workers' imports and compiles
     assert {f: stamp(f) for f in before} == before
     for f in out.glob("*.npz"):
         assert load_run(f).epochs_completed > 0, f
@@ -366,6 +350,7 @@ def _children(pid: int) -> list[int]:
     return found
 
 
+@pytest.mark.slow  # a real sweep signalled
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc to see the workers start")
 def test_sigterm_to_the_group_as_the_workers_start_breaks_nothing(tmp_path):
     """A worker signalled while it is still starting (before it could set its own handler) died of
@@ -385,22 +370,10 @@ def test_sigterm_to_the_group_as_the_workers_start_breaks_nothing(tmp_path):
     assert {p["status"] for p in read_manifest(out)["points"]} <= {"pending", "interrupted"}
 
 
-def _processes_with(marker: str, but: int | None = None) -> list[int]:
-    """Processes whose environment holds ``marker`` (Linux /proc)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and int(entry.name) != but:
-            try:
-                if marker.encode() in (entry / "environ").read_bytes():
-                    found.append(int(entry.name))
-            except OSError:
-                continue
-    return found
-
-
 # ---------------------------------------------------------------- diverged beside healthy
 
 
+@pytest.mark.slow  # a sweep's worker processes
 def test_a_diverged_point_reports_no_held_out_numbers():
     """learning_rate 3e38 diverges in the program it shares with 0.3: its held-out results are
     null in JSON and NaN in its file; its neighbour's are real."""

@@ -93,6 +93,7 @@ def test_tensorboard_path_that_is_a_file_is_refused(tmp_path):
     assert not (tmp_path / "sw").exists()
 
 
+@pytest.mark.slow  # a sweep's worker processes
 def test_sweep_tensorboard_points_and_hparams_from_a_process_pool(tmp_path):
     from tensorboard.plugins.hparams import metadata
 
@@ -119,6 +120,7 @@ def test_sweep_tensorboard_points_and_hparams_from_a_process_pool(tmp_path):
         assert start.group_name == name
 
 
+@pytest.mark.slow  # the default configuration, up to 10 full epochs
 def test_stop_at_accuracy_ends_a_default_run_early(tmp_path):
     """It stops after the first epoch whose mean training accuracy reaches the target. Which epoch
     that is depends on the seed's trajectory (and would on the CPU, were it not exact), so the target

@@ -67,9 +67,12 @@ def test_seeded_runs_repeat_exactly(small_config):
 @pytest.mark.parametrize("changes", [
     {},
     # Windows longer than the unroll limit step through a compiled loop: a program of another form.
-    {"truncated_backprop_length": 40, "total_series_length": 2000, "snapshot_every": 5},
+    # (slow: each of these shapes compiles programs of its own, for 1 and for 3 models)
+    pytest.param({"truncated_backprop_length": 40, "total_series_length": 2000, "snapshot_every": 5},
+                 marks=pytest.mark.slow),
     # Tiny shapes, where a lone model's program differs most (XLA drops axes of length 1).
-    {"batch_size": 2, "truncated_backprop_length": 2, "total_series_length": 200, "echo_step": 1},
+    pytest.param({"batch_size": 2, "truncated_backprop_length": 2, "total_series_length": 200, "echo_step": 1},
+                 marks=pytest.mark.slow),
 ])
 def test_many_models_equal_single_runs(small_config, changes):
     """Each model trained among others is bit for bit the model trained alone: traces, snapshots,
@@ -195,6 +198,7 @@ def test_run_epochs_polls_should_stop_and_reports(small_config):
     assert traces.stopped_early(4) and not traces.stopped_early(2)
 
 
+@pytest.mark.slow  # compiles a group of its own
 def test_run_epochs_ends_when_every_model_diverged(small_config):
     c = small_config.replace(optimizer="sgd", epochs=3)
     group = prepare_models([c.replace(learning_rate=1e38), c.replace(learning_rate=0.3)])

@@ -10,9 +10,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "tutorial_baseline.py"
 
 
+@pytest.mark.slow  # the tutorial's tf.compat.v1 graph in a process
 def test_tutorial_baseline_cli_max_windows():
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     proc = subprocess.run(

@@ -52,6 +52,7 @@ def test_root_follows_the_environment(monkeypatch, tmp_path):
     assert xla_cache.root() == tmp_path / "xdg" / "echo-rnn" / "xla"
 
 
+@pytest.mark.slow  # two processes, the first compiling afresh
 def test_second_process_loads_what_the_first_compiled(tmp_path):
     tmp = tmp_path / "tmp"
     tmp.mkdir()
@@ -72,6 +73,7 @@ def test_second_process_loads_what_the_first_compiled(tmp_path):
     assert (second["loss"], second["eval"]) == (first["loss"], first["eval"])
 
 
+@pytest.mark.slow  # processes compiling without a usable cache
 def test_unusable_cache_folder_only_costs_compile_time(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
@@ -243,6 +245,7 @@ DAMAGES = [
 ]
 
 
+@pytest.mark.slow  # a process per kind of damage, each compiling again
 @pytest.mark.parametrize("damage,as_user", [d[1:] for d in DAMAGES], ids=[d[0] for d in DAMAGES])
 def test_a_damaged_cache_costs_compile_time_only(warm, tmp_path, damage, as_user):
     cache, expected = warm
@@ -263,6 +266,7 @@ def test_a_damaged_cache_costs_compile_time_only(warm, tmp_path, damage, as_user
         assert entry.name.split(".")[1] == xla_cache.digest(tf_name, data)
 
 
+@pytest.mark.slow  # a process compiling without the cache
 def test_a_cache_path_that_is_a_file(warm, tmp_path):
     blocker = tmp_path / "cache"
     blocker.write_text("a file")
@@ -271,6 +275,7 @@ def test_a_cache_path_that_is_a_file(warm, tmp_path):
     assert blocker.read_text() == "a file"
 
 
+@pytest.mark.slow  # a process compiling into a full tmpfs
 @pytest.mark.skipif(not USERNS, reason="needs user namespaces (unshare -Urm) to mount a small tmpfs")
 def test_a_full_disk_under_the_cache(warm, tmp_path):
     """The cache (and the temp folder) on a 1 MB file system: the bigger program cannot be written
@@ -284,6 +289,7 @@ def test_a_full_disk_under_the_cache(warm, tmp_path):
     assert trace(tmp_path / "out" / "out.npz") == warm[1]
 
 
+@pytest.mark.slow  # a process compiling under a file size limit
 def test_a_file_size_limit(warm, tmp_path):
     """``ulimit -f 1024``: TensorFlow could not write a program, so the cache stays off."""
     import resource
@@ -296,6 +302,7 @@ def test_a_file_size_limit(warm, tmp_path):
     assert not list((tmp_path / "cache").glob("*/*.pb"))
 
 
+@pytest.mark.slow  # needs the warm cache, one process compiling it
 def test_loading_cached_programs_prints_no_false_alarm(warm, tmp_path):
     """TF_CPP_MIN_LOG_LEVEL=2 shows ERROR lines: loading cached programs makes TensorFlow log a
     failed text parse, and on AVX-512 machines a warning of SIGILL. Neither may reach the user;

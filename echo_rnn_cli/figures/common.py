@@ -41,14 +41,17 @@ class PlotError(ValueError):
 # Titles
 
 
-def settings_text(config: Config, keys: Sequence[str] | None = None) -> str:
-    """'echo_step 3 · window 15 · ...' for the keys given (all title keys by default)."""
+def settings_text(config: Config, keys: Sequence[str] | None = None, *, network: bool = True,
+                  init: str | None = None) -> str:
+    """'echo_step 3 · window 15 · ...' for the keys given (all title keys by default), after the
+    network's description ('lstm · 2 layers') unless ``network`` is False. ``init``: the scheme a
+    run drew (``Run.init_used``), where known, rather than what 'auto' means today."""
     d = config.to_dict()
-    parts = [network_text(config)] if network_text(config) else []
+    parts = [network_text(config)] if network and network_text(config) else []
     for key, short in TITLE_KEYS:
         if keys is not None and key not in keys:
             continue
-        value = config.init_scheme if key == "init" else d[key]  # 'auto' as the scheme it stands for
+        value = (init or config.init_scheme) if key == "init" else d[key]  # 'auto' as the scheme it stands for
         if key == "total_series_length":
             parts.append(f"{value:,} symbols/epoch")
         elif key == "learning_rate":

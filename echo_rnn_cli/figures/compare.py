@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ..config import network_text
 from ..runs import Run
 from .common import (
     TITLE_KEYS,
@@ -27,10 +28,17 @@ from .common import (
 _NOT_COMPARED = ("device",)
 
 
+def _resolved(run: Run) -> dict:
+    """A run's settings as it trained with them: ``init`` is the scheme it drew, so the 'auto' of an
+    rnn of 4 units and of an lstm are different weights (tutorial, keras), and an rnn's 'auto' and
+    'tutorial' the same ones."""
+    return run.config.to_dict() | {"init": run.init_used}
+
+
 def differing_labels(runs: Sequence[Run], names: Sequence[str] | None = None) -> list[str]:
     """A label per run made of the settings that differ between them ('echo_step 3, seed 1'); runs
     whose settings are all equal are told apart by their names (file names) instead."""
-    dicts = [r.config.to_dict() for r in runs]
+    dicts = [_resolved(r) for r in runs]
     keys = [k for k in dicts[0] if k not in _NOT_COMPARED and len({repr(d[k]) for d in dicts}) > 1]
     labels = [", ".join(f"{k} {d[k]:g}" if isinstance(d[k], float) else f"{k} {d[k]}" for k in keys)
               for d in dicts]
@@ -123,9 +131,14 @@ def _scale_loss_axis(ax, log: bool, finite_max: float, positive_min: float) -> N
 
 
 def _comparison_title(runs: list[Run], width: int) -> str:
-    """What the curves are, and the settings all the runs share."""
-    dicts = [r.config.to_dict() for r in runs]
+    """What the curves are, and the settings all the runs share, as they trained with them."""
+    dicts = [_resolved(r) for r in runs]
     shared = [k for k, _ in TITLE_KEYS if len({repr(d[k]) for d in dicts}) == 1]
-    common = settings_text(runs[0].config, shared)
+    # The network's words ('lstm', '2 layers', 'fast math') only where every run has them: the
+    # first run's alone would claim its cell for all.
+    networks = [network_text(r.config).split(" · ") for r in runs]
+    network = [w for w in networks[0] if w and all(w in n for n in networks[1:])]
+    settings = settings_text(runs[0].config, shared, network=False, init=runs[0].init_used)
+    common = " · ".join(network + ([settings] if settings else []))
     what = f"mean of the last {width:,} windows, raw loss faint" if width > 1 else "loss per window"
     return f"{len(runs)} runs: {what}" + (f"; shared settings: {common}" if common else "")
