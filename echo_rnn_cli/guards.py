@@ -82,8 +82,10 @@ def _check_folder(path: Path, what: str) -> None:
         raise GuardError(f"cannot write the {what} {str(path)!r}: {str(folder)!r} is not a folder")
     try:  # a real write: os.access is wrong for root, read-only mounts and ACLs
         fd, probe = tempfile.mkstemp(prefix=f".{path.name[:32]}.", suffix=".probe", dir=folder)
-        os.close(fd)
-        os.unlink(probe)
+        try:
+            os.close(fd)
+        finally:  # a SIGTERM (raised as Terminated) here must not leave the probe behind
+            os.unlink(probe)
     except OSError as e:
         raise GuardError(f"cannot write the {what} {str(path)!r}: {e.strerror or e}") from None
 

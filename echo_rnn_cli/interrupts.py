@@ -38,7 +38,23 @@ class Terminated(BaseException):
     KeyboardInterrupt, so that no ``except Exception`` takes it for a failure to recover from."""
 
 
+#: Whether a SIGTERM reached ``raise_on_sigterm``'s handler in this process.
+_terminated = False
+
+
+def terminated() -> bool:
+    """Whether SIGTERM asked this process to end (see ``raise_on_sigterm``): code that caught
+    ``Terminated`` midway (TensorFlow's SavedModel writer turns it into an AttributeError) still
+    ends as a termination."""
+    return _terminated
+
+
 def _terminate(signum, frame) -> None:
+    global _terminated
+    _terminated = True
+    # The request is made: the same signal sent to the group a moment later (`timeout`) must neither
+    # raise again inside the clean-up nor kill the process by default before it has said so.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise Terminated()
 
 
@@ -51,13 +67,9 @@ def raise_on_sigterm() -> Iterator[None]:
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         yield
-    except Terminated:
-        # The process is ending with 143: a second SIGTERM (`timeout` signals the group too) must
-        # not kill it by default before it has said so.
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        raise
-    else:
-        signal.signal(signal.SIGTERM, previous)
+    finally:
+        if not _terminated:  # else SIGTERM stays ignored while the process ends with 143
+            signal.signal(signal.SIGTERM, previous)
 
 
 class StopRequest:

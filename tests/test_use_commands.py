@@ -266,14 +266,21 @@ def test_sigterm_to_the_group_while_writing_leaves_nothing_behind(run_file, tmp_
                             cwd=tmp_path, stderr=subprocess.PIPE, text=True, start_new_session=True,
                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     deadline = time.monotonic() + 120
-    while not list(tmp_path.glob(temporary)) and proc.poll() is None and time.monotonic() < deadline:
+    def staging():  # the output's own temporary, not the write check's brief .probe file
+        return [p for p in tmp_path.glob(temporary) if p.suffix != ".probe"]
+
+    while not staging() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.005)
     assert proc.poll() is None, proc.stderr.read()
     os.kill(proc.pid, signal.SIGTERM)
     time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGTERM)
     err = proc.stderr.read()
-    assert proc.wait(timeout=60) == 143, err
+    code = proc.wait(timeout=60)
+    if code == 0:  # a small output can be renamed into place between the two looks (an idle machine)
+        assert [p.name for p in tmp_path.iterdir()] == [args[2] if args[0] == "export" else "a.gif"], err
+        return
+    assert code == 143, err
     assert err.strip() == "Error: terminated (SIGTERM)", err
     assert list(tmp_path.iterdir()) == []
 

@@ -16,7 +16,7 @@ import click
 
 from ..config import SETTINGS, ConfigError, Setting
 from ..guards import GuardError
-from ..interrupts import Terminated, raise_on_sigterm
+from ..interrupts import Terminated, raise_on_sigterm, terminated
 from ..runs import RunFileError
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
@@ -52,7 +52,7 @@ def _exit_for(e: BaseException) -> int:
     if isinstance(e, click.ClickException):
         fail(e.format_message())
         return e.exit_code
-    if isinstance(e, Terminated):
+    if isinstance(e, Terminated) or terminated():  # whatever the signal turned into on its way out
         fail("terminated (SIGTERM)")
         return EXIT_TERMINATED
     if isinstance(e, (click.Abort, KeyboardInterrupt)):
