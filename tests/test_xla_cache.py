@@ -99,20 +99,22 @@ def test_child_processes_do_not_inherit_the_staging_folder():
 
 # --- entries are checked before TensorFlow may read them ------------------------------------
 
+def _varint(n: int) -> bytes:
+    """A protocol buffer varint."""
+    out = b""
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out += bytes([byte | (0x80 if n else 0)])
+        if not n:
+            return out
+
+
 def _entry(sig=12, cluster=34, device=b"XLA_CPU_JIT", prefix=b"xla_compile_cache", executable=b"\x01" * 9):
     """A minimal XlaSerializedCacheEntry in protobuf wire format."""
-    def varint(n):
-        out = b""
-        while True:
-            byte, n = n & 0x7F, n >> 7
-            out += bytes([byte | (0x80 if n else 0)])
-            if not n:
-                return out
-
     def field(number, payload):
-        return varint(number << 3 | 2) + varint(len(payload)) + payload
+        return _message([(number, payload)])
 
-    key = varint(1 << 3) + varint(sig) + varint(2 << 3) + varint(cluster) + field(3, device) + field(4, prefix)
+    key = _varint(1 << 3) + _varint(sig) + _varint(2 << 3) + _varint(cluster) + field(3, device) + field(4, prefix)
     return field(1, key) + field(2, b"\x0a\x01m") + field(3, executable)
 
 
@@ -197,15 +199,7 @@ def flip_and_swap(cache: Path) -> None:
 
 def _message(fields) -> bytes:
     """Protocol buffer wire format of (number, bytes) fields."""
-    def varint(n):
-        out = b""
-        while True:
-            byte, n = n & 0x7F, n >> 7
-            out += bytes([byte | (0x80 if n else 0)])
-            if not n:
-                return out
-
-    return b"".join(varint(number << 3 | 2) + varint(len(value)) + value for number, value in fields)
+    return b"".join(_varint(number << 3 | 2) + _varint(len(value)) + value for number, value in fields)
 
 
 def forge(cache: Path) -> None:
