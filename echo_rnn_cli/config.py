@@ -112,8 +112,12 @@ class Config:
         the network then learns nothing (measured: README, *Initial weights*)."""
         if self.init != "auto":
             return self.init
-        tutorial = self.cell == "rnn" and (self.state_size, self.num_layers) == TUTORIAL_NETWORK
-        return "tutorial" if tutorial else "keras"
+        return "tutorial" if self.is_tutorial_network else "keras"
+
+    @property
+    def is_tutorial_network(self) -> bool:
+        """The tutorial's own network: its tanh cell, 4 units, one layer (``TUTORIAL_NETWORK``)."""
+        return self.cell == "rnn" and (self.state_size, self.num_layers) == TUTORIAL_NETWORK
 
     @property
     def input_width(self) -> int:

@@ -476,7 +476,7 @@ def chance_causes(run: Run) -> list[str]:
     c, losses = run.config, run.epoch_means()[0]
     guess = math.log(c.num_classes)  # what a uniform guess costs per step
     causes = []
-    if c.init_scheme == "tutorial" and (c.state_size, c.num_layers) != TUTORIAL_NETWORK:
+    if c.init_scheme == "tutorial" and not c.is_tutorial_network:
         causes.append(f"the tutorial's all-positive initial weights saturate tanh beyond its {TUTORIAL_NETWORK[0]} "
                       f"units and one layer: use --init keras (what --init auto picks here)")
     if losses.size and losses.min() < 0.5 * guess:
