@@ -1,10 +1,11 @@
 """Scaling: time per training window against the state size, for each cell, one model and many at
 once (`--seeds`), and PyTorch's eager loop on the same work as the peer users would otherwise pick.
 
-    .venv/bin/python benchmarks/scaling.py              # the whole table, about 5 minutes on 2 cores
+    .venv/bin/python benchmarks/scaling.py              # the default path, about 5 minutes on 2 cores
     .venv/bin/python benchmarks/bench.py --sizes        # the same
     .venv/bin/python benchmarks/scaling.py --states 4,64 --cells rnn --seeds 1,16 --no-torch
-    .venv/bin/python benchmarks/scaling.py --math fast --seeds 1      # only the fast-math rows
+    .venv/bin/python benchmarks/scaling.py --math exact,fast --seeds 1 --no-torch --states 4,8,16,32
+                                                        # where fast math starts paying (FAST_MATH_FROM)
     .venv/bin/python benchmarks/scaling.py --markdown out.md --json out.json --plot out.png
 
 Prints a Markdown report on stdout and saves the plot (benchmarks/scaling.png unless --plot says
@@ -16,7 +17,8 @@ What is measured, per training window of the default shape (5 rows x 15 steps, t
       of a second training in the same process (everything compiled, each epoch's data preparation
       included), divided by the windows of an epoch (fewer windows for larger sizes, so that the
       whole table stays short); per model-window is that divided by the number of models. Each
-      row twice, with ``--math exact`` (the default) and ``--math fast`` (library dot products).
+      row in each ``--math`` mode asked for: by default only ``auto``, what users get without the flag
+      (exact or fast by the cell and the state size, ``Config.math_used``).
       Cells other than the tutorial's rnn are measured only where this build's Config has ``cell``.
   PyTorch: ``nn.RNN(nonlinearity='tanh')`` / ``nn.LSTM`` / ``nn.GRU`` (batch_first) and a Linear
       layer, cross-entropy, ``torch.optim.Adagrad(lr=0.3, initial_accumulator_value=0.1, eps=1e-7)``
@@ -52,20 +54,21 @@ from echo_rnn_cli.config import MATH_MODES  # noqa: E402 - with the imports (con
 
 STATES = (4, 16, 64, 128)
 CELLS = ("rnn", "lstm", "gru")
-MODELS = (1, 16, 256)
-MATHS = MATH_MODES
+MODELS = (1, 16)
+MATHS = ("auto",)
 GATES = {"rnn": 1, "gru": 3, "lstm": 4}
 TUTORIAL_STATE = 4
 MIN_WINDOWS = 3
 UNAVAILABLE = "not available in this build (its Config has no 'cell')"
 
-TARGETS = {  # issue 13 item 2, on a 2-core CPU
-    "rnn64_us": 250.0,        # rnn, state 64, per window, at most
-    "rnn128_over_64": 4.0,    # state 128 / state 64, at most
-    "cell_over_rnn": 3.0,     # lstm, gru / rnn at the default size, at most
-    "torch_at_64": 5.0,       # PyTorch / echo-rnn at state 64 (lstm, gru), at least
-    "seeds256_us": 1.0,       # per model-window at the default size, at most
-    "torch_at_tutorial": 10.0,  # PyTorch / echo-rnn at the tutorial's size, every cell, at least
+TARGETS = {  # issue 19 item 3, on the default path (no --math flag), on a 2-core CPU
+    "rnn64_us": 250.0,          # rnn, state 64, per window, at most
+    "rnn64_over_4": 5.0,        # rnn state 64 / state 4, at most
+    "lstm64_over_rnn64": 4.0,   # lstm / rnn at state 64, at most
+    "torch_over_lstm64": 2.0,   # PyTorch / echo-rnn, lstm at state 64, at least (5x: the goal)
+    "torch_over_gru64": 5.0,    # PyTorch / echo-rnn, gru at state 64, at least
+    "torch_everywhere": 1.0,    # PyTorch / echo-rnn, every cell and size measured, at least
+    "seeds16_share": 0.25,      # --seeds 16 at state 64: per model-window / one model's window, at most
 }
 
 
@@ -119,13 +122,14 @@ def echo_worker(cell: str, state: int, models: int, windows: int, epochs: int, d
     from echo_rnn_cli.config import resolve
 
     overrides = {"state_size": state, "total_series_length": series_length(windows), "epochs": epochs,
-                 "device": device} | ({"math": math} if math != "exact" else {})
+                 "device": device} | ({"math": math} if math in MATH_MODES else {})
     if cell != "rnn" or "cell" in cells_available():
         overrides["cell"] = cell  # through resolve(), as the CLI does: per-cell defaults apply
     configs = [resolve(overrides=overrides | {"seed": s}) for s in range(models)]
     steady = steady_state(configs, cap_s)
     per_window = steady["steady_window_us"]
     return {"per_window_us": per_window, "per_model_window_us": per_window / models,
+            "math_used": configs[0].math_used if hasattr(configs[0], "math_used") else configs[0].math,
             "first_train_s": steady["train_s"], "device": steady["runs"][0].device,
             "eval_accuracy": steady["runs"][0].eval_accuracy}
 
@@ -214,7 +218,7 @@ def measure(job: dict, opts) -> dict:
     row = {k: job[k] for k in ("framework", "cell", "state", "models", "math") if k in job}
     if job["skip"]:
         return row | {"status": "skipped: " + job["skip"]}
-    windows = (plan_windows(job["cell"], job["state"], job["models"], opts.budget, math_of(job))
+    windows = (plan_windows(job["cell"], job["state"], job["models"], opts.budget, compiled_mode(job))
                if job["framework"] == "echo-rnn"
                else plan_torch_windows(job["cell"], job["state"], opts.budget))
     args = ["--framework", job["framework"], "--cell", job["cell"], "--state", str(job["state"]),
@@ -241,7 +245,7 @@ def run_table(opts) -> dict:
     for i, job in enumerate(todo, 1):
         what = f"{job['framework']} {job['cell']} state {job['state']}" + (
             f" x{job['models']} models" if job["models"] > 1 else "") + (
-            " --math fast" if math_of(job) == "fast" else "")
+            f" --math {math_of(job)}" if job["framework"] == "echo-rnn" else "")
         row = measure(job, opts)
         res["rows"].append(row)
         shown = (f"{row['per_window_us']:,.1f} us per window" if row["status"] == "ok" else row["status"])
@@ -263,6 +267,13 @@ def lookup(rows: list[dict], framework: str, cell: str, state: int, models: int 
                 framework != "echo-rnn" or math_of(r) == math):
             return r.get(key) if r["status"] == "ok" else None
     return None
+
+
+def compiled_mode(job: dict) -> str:
+    """The mode a job's program compiles in ('auto' resolved as the trainer resolves it)."""
+    from echo_rnn_cli.config import Config
+
+    return Config(cell=job["cell"], state_size=job["state"], math=math_of(job)).math_used
 
 
 def math_of(r: dict) -> str:
@@ -335,44 +346,36 @@ def check(what: str, values, target: float, at_most: bool, show=us) -> str:
 
 
 def targets(res: dict) -> list[str]:
-    rows, t, ts = res["rows"], TARGETS, TUTORIAL_STATE
-    cells = list(dict.fromkeys(r["cell"] for r in rows))
+    """Issue 19's targets, on the default path ('auto'; the first mode measured if it was not)."""
+    rows, t = res["rows"], TARGETS
     measured = modes(rows)
+    mode = "auto" if "auto" in measured else measured[0]
+    cells = list(dict.fromkeys(r["cell"] for r in rows))
+    states = sorted({r["state"] for r in rows})
 
-    def by_mode(fn):
-        return {m: fn(m) for m in measured}
-
-    def rnn(state):
-        return by_mode(lambda m: lookup(rows, "echo-rnn", "rnn", state, math=m))
+    def echo(cell, state, models=1, key="per_window_us"):
+        return lookup(rows, "echo-rnn", cell, state, models, key, mode)
 
     def peer_over(cell, state):
-        peer = lookup(rows, "pytorch", cell, state, key="best_us")
-        return by_mode(lambda m: ratio(peer, lookup(rows, "echo-rnn", cell, state, math=m)))
+        return ratio(lookup(rows, "pytorch", cell, state, key="best_us"), echo(cell, state))
 
-    def fastest(cell, state):
-        known = [v for v in by_mode(lambda m: lookup(rows, "echo-rnn", cell, state, math=m)).values() if v is not None]
-        return min(known, default=None)
-
-    out = ["Against the targets of issue 13 (item 2); '-' and n/a: not measured in this run.", "",
-           check("rnn state 64, per window", rnn(64), t["rnn64_us"], True),
-           check("rnn state 128 / state 64", by_mode(lambda m: ratio(rnn(128)[m], rnn(64)[m])), t["rnn128_over_64"],
-                 True, times)]
-    for cell in (c for c in cells if c != "rnn"):
-        out.append(check(f"{cell} / rnn at the default size (state {ts}; each in its faster math)",
-                         ratio(fastest(cell, ts), fastest("rnn", ts)), t["cell_over_rnn"], True, times))
+    out = [f"Against the targets of issue 19 (item 3), with --math {mode}; '-' and n/a: not measured in this run.",
+           "",
+           check("rnn state 64, per window", echo("rnn", 64), t["rnn64_us"], True),
+           check("rnn state 64 / state 4", ratio(echo("rnn", 64), echo("rnn", 4)), t["rnn64_over_4"], True, times),
+           check("lstm / rnn at state 64", ratio(echo("lstm", 64), echo("rnn", 64)), t["lstm64_over_rnn64"], True,
+                 times),
+           check("PyTorch / echo-rnn, lstm at state 64 (5x: the goal)", peer_over("lstm", 64),
+                 t["torch_over_lstm64"], False, times),
+           check("PyTorch / echo-rnn, gru at state 64", peer_over("gru", 64), t["torch_over_gru64"], False, times)]
     for cell in cells:
-        out.append(check(f"echo-rnn vs PyTorch at state 64, {cell} (PyTorch / echo-rnn)", peer_over(cell, 64),
-                         t["torch_at_64"], False, times) + ("" if cell != "rnn" else " (the target names lstm, gru)"))
+        for state in states:
+            out.append(check(f"PyTorch / echo-rnn, {cell} at state {state}", peer_over(cell, state),
+                             t["torch_everywhere"], False, times))
     for cell in cells:
-        out.append(check(f"`--seeds 256` per model-window at the default size, {cell}",
-                         by_mode(lambda m, c=cell: lookup(rows, "echo-rnn", c, ts, 256, "per_model_window_us", m)),
-                         t["seeds256_us"], True))
-    for cell in cells:
-        out.append(check(f"{cell} at least 10x PyTorch at the tutorial's size (state {ts}; PyTorch / echo-rnn)",
-                         peer_over(cell, ts), t["torch_at_tutorial"], False, times))
-    out.append(f"- rnn at the default size, per window: {us(rnn(ts)['exact'] if 'exact' in measured else None)} "
-               "exact (the issue's 'today': 18-23 µs; "
-               "`bench.py` measures the default size with more windows)")
+        share = ratio(echo(cell, 64, 16, "per_model_window_us"), echo(cell, 64))
+        out.append(check(f"`--seeds 16` at state 64, {cell}: per model-window / one model's window", share,
+                         t["seeds16_share"], True, lambda v: "-" if v is None else f"{v:.2f}"))
     return out
 
 
@@ -400,12 +403,14 @@ def plot(res: dict, path: Path) -> None:
     rows = res["rows"]
     most = max((r["models"] for r in rows if r["framework"] == "echo-rnn"), default=1)
     colors = {"rnn": "tab:blue", "lstm": "tab:orange", "gru": "tab:green"}
-    lines = [("echo-rnn", 1, "per_window_us", "-", "o", "echo-rnn (exact)", "exact"),
-             ("echo-rnn", 1, "per_window_us", "-.", "^", "echo-rnn --math fast", "fast"),
-             ("pytorch", 1, "best_us", "--", "s", "PyTorch eager", None)]
+    styles = {"auto": ("-", "o", "echo-rnn"), "exact": ("-", "v", "echo-rnn --math exact"),
+              "fast": ("-.", "^", "echo-rnn --math fast")}
+    measured = modes(rows)
+    lines = [("echo-rnn", 1, "per_window_us", *styles[m], m) for m in measured]
+    lines.append(("pytorch", 1, "best_us", "--", "s", "PyTorch eager", None))
     if most > 1:
         lines.append(("echo-rnn", most, "per_model_window_us", ":", ".", f"echo-rnn --seeds {most}, per model",
-                      "exact"))
+                      measured[0]))
     fig, ax = plt.subplots(figsize=(10, 5))
     for cell in dict.fromkeys(r["cell"] for r in rows):
         for framework, models, key, style, marker, label, mode in lines:
@@ -449,7 +454,7 @@ def choice_list(choices: tuple[str, ...], what: str):
 
 
 cell_list = choice_list(CELLS, "cells")
-math_list = choice_list(MATHS, "math modes")
+math_list = choice_list(MATH_MODES, "math modes")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -459,7 +464,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--cells", type=cell_list, default=CELLS, help="cells [rnn,lstm,gru]")
     p.add_argument("--seeds", type=int_list, default=MODELS, help="models trained at once [1,16,256]")
     p.add_argument("--device", choices=("cpu", "gpu", "auto"), default="cpu", help="echo-rnn's device [cpu]")
-    p.add_argument("--math", type=math_list, default=MATHS, help="echo-rnn's --math modes [exact,fast]")
+    p.add_argument("--math", type=math_list, default=MATHS, help="echo-rnn's --math modes, of auto,exact,fast [auto]")
     p.add_argument("--budget", type=float, default=0.2, help="about this many seconds per timed epoch [0.2]")
     p.add_argument("--epochs", type=int, default=5, help="epochs per training, median kept [5]")
     p.add_argument("--no-torch", action="store_true", help="leave out the PyTorch rows")

@@ -35,7 +35,8 @@ c = Config(**json.loads(sys.argv[1]))
 train_many([c.replace(epochs=1)])  # compiles (or loads) the program this config trains with
 group = prepare_models([c])
 xs, ys = (tf.constant(a[:, None]) for a in epoch_data(c, 0))
-args = [c.optimizer, c.num_classes, c.snapshot_every, c.cell, c.num_layers, c.stride_steps, c.math]
+args = [c.optimizer, c.num_classes, c.snapshot_every, c.cell, c.num_layers, c.stride_steps,
+        getattr(c, "math_used", c.math)]
 if getattr(c, "clip_norm", 0):
     args.append(c.clip_norm)
 fn = compiled_train_epoch(*args)

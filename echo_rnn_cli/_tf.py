@@ -25,6 +25,14 @@ def _add_flag(variable: str, flags: str) -> None:
 # LLVM's -O1 instead of -O3 for XLA's kernels: compiling our programs takes 15-40% less time and
 # the code runs as fast or faster (they are tiny fused loops; see benchmarks/RESULTS.md).
 _add_flag("XLA_FLAGS", "--xla_backend_optimization_level=1")
+# No fused multiply-adds in XLA's own kernels. LLVM contracts a multiply feeding an add into one
+# FMA instruction (one rounding instead of two) wherever the vectorizer leaves the two side by
+# side, and where it does depends on the shapes, the number of models among them, and on the
+# CPU's vector width: a model trained with --seeds then parted in its last bits from the same
+# model trained alone (fast math: a GRU from 3 models on, a tanh cell from 5). Capped at AVX
+# (which has no FMA), every multiply and add rounds on its own, in every lane, on every x86 CPU.
+# The library kernels that fast math calls (Eigen's matrix products) choose their own.
+_add_flag("XLA_FLAGS", "--xla_cpu_max_isa=AVX")
 _user_tf_xla_flags = os.environ.get("TF_XLA_FLAGS")
 _cache_flag = xla_cache.setup()
 if _cache_flag:

@@ -25,7 +25,7 @@ from .model import (
     _outer_sum,
     _recur,
     _rows,
-    fast_math,
+    fast_dot,
     input_width,
     log_softmax_ml,
     matmul,
@@ -178,7 +178,7 @@ def _mv(v, w, transpose: bool = False):
     transposed recurrent kernel has G*S rows, and so about half the compile time. (XLA fuses it
     differently from ``_matvec``, which can change the last bit; the tanh cell keeps
     ``model``'s own form to stay bit for bit the tutorial's network.)"""
-    if fast_math():
+    if fast_dot(w.shape[1 if transpose else 0]):
         return matmul(v, w, transpose)
     # v [..., K, M] times w [K, N, M]: the terms run along K; transposed, v [..., N, M], along N.
     prod, axis = (v[..., None, :, :] * w, -2) if transpose else (v[..., :, None, :] * w, -3)
@@ -194,12 +194,12 @@ def _back_matrix(w):
     """w [K, N, M] as the backward loop multiplies by its transpose (``_back_mv``): in fast mode
     transposed here, once, outside the step loop (else XLA transposes it for the dot in every
     step: 13 us of a 64-unit LSTM's step); in exact mode as it is."""
-    return tf.transpose(w, [1, 0, 2]) if fast_math() else w
+    return tf.transpose(w, [1, 0, 2]) if fast_dot(w.shape[1]) else w
 
 
 def _back_mv(v, wb):
     """v [..., N, M] times the transpose of w, given ``_back_matrix(w)``."""
-    return matmul(v, wb) if fast_math() else _mv(v, wb, transpose=True)
+    return matmul(v, wb) if fast_dot(wb.shape[0]) else _mv(v, wb, transpose=True)
 
 
 def _input_part(cell: str, u, kernel, bias):

@@ -29,8 +29,15 @@ DEVICES = ("auto", "cpu", "gpu")
 CELLS = ("rnn", "lstm", "gru")
 #: The deepest stack of layers (see num_layers).
 MAX_LAYERS = 16
-#: How the compiled program sums (``model``): 'exact' in a fixed order, 'fast' with library kernels.
-MATH_MODES = ("exact", "fast")
+#: How the compiled program sums (``model``): 'exact' in a fixed order, 'fast' with library kernels;
+#: 'auto' is ``Config.math_used``: one of those two, chosen from the network's shape.
+MATH_MODES = ("auto", "exact", "fast")
+#: The modes a program is compiled in ('auto' resolved).
+COMPILED_MATH = ("exact", "fast")
+#: 'auto' compiles in fast mode from this many units on, per cell: where benchmarks/scaling.py
+#: measured fast as the faster at that size and every larger one (benchmarks/crossover.md, recorded
+#: with `--math exact,fast --states 4,8,16,32`; at a tie, exact). The tutorial's 4 units stay exact.
+FAST_MATH_FROM = {"rnn": 32, "lstm": 16, "gru": 16}
 #: ``init`` schemes; 'auto' is ``Config.init_scheme``: the tutorial's weights for the tutorial's
 #: network (a tanh cell of 4 units, one layer), Keras's layer defaults everywhere else.
 INITS = ("auto", "tutorial", "glorot", "keras")
@@ -39,7 +46,8 @@ TUTORIAL_NETWORK = (4, 1)
 #: The schemes that apply to each cell (``cells.INITS``, here without importing TensorFlow).
 CELL_INITS = {"rnn": ("tutorial", "glorot", "keras"), "lstm": ("keras",), "gru": ("keras",)}
 
-__all__ = ["CELLS", "CELL_INITS", "DEVICES", "FLOAT32_MAX", "FLOAT32_TINY", "GRID_KEYS", "INITS", "MATH_MODES",
+__all__ = ["CELLS", "CELL_INITS", "COMPILED_MATH", "DEVICES", "FAST_MATH_FROM",
+           "FLOAT32_MAX", "FLOAT32_TINY", "GRID_KEYS", "INITS", "MATH_MODES",
            "OPTIMIZERS",
            "PER_MODEL_KEYS",
            "RESUMABLE_CHANGES", "SETTINGS", "Config", "ConfigError", "Setting", "config_warnings",
@@ -78,9 +86,11 @@ class Config:
     dropout: float = setting(0.0, "Dropout between layers and before the softmax layer, in training",
                              fraction=True)
     stride: int = setting(0, "Steps between window starts; 0: the window length (no overlap)", min=0)
-    math: str = setting("exact", "Sums: exact (in a fixed order, so --seeds runs are bit for bit single runs) or "
-                        "fast (library dot products: faster from about 16 units on, many times so from 64, slower at "
-                        "the tutorial's 4; results differ in the last bits)", choices=MATH_MODES)
+    math: str = setting("auto", "Sums: auto (fast from 32 units for the rnn, from 16 for lstm and gru, else "
+                        "exact: whichever the benchmark measures as faster), exact (in a fixed order; the "
+                        "tutorial's trace, the same on every CPU) or fast (library dot products, many times "
+                        "faster from 64 units; last bits may differ between CPU kinds); both keep --seeds runs "
+                        "bit for bit single runs", choices=MATH_MODES)
     stop_at_accuracy: float = setting(0.0, "End after the first epoch whose mean training accuracy reaches this "
                                       "(every model's, with --seeds); 0: train all --epochs", max=1.0, off=0.0,
                                       resumable=True)
@@ -115,6 +125,16 @@ class Config:
         return "tutorial" if self.is_tutorial_network else "keras"
 
     @property
+    def math_used(self) -> str:
+        """The compiled program's mode, 'auto' resolved from the cell and the state size only
+        (``FAST_MATH_FROM``): never from the number of models, the machine or its load, so a
+        sweep point's numbers do not depend on how it was batched or where it ran. (Layers
+        repeat the same products, so they do not move the crossover.)"""
+        if self.math != "auto":
+            return self.math
+        return "fast" if self.state_size >= FAST_MATH_FROM[self.cell] else "exact"
+
+    @property
     def is_tutorial_network(self) -> bool:
         """The tutorial's own network: its tanh cell, 4 units, one layer (``TUTORIAL_NETWORK``)."""
         return self.cell == "rnn" and (self.state_size, self.num_layers) == TUTORIAL_NETWORK
@@ -145,7 +165,9 @@ GRID_KEYS = tuple(k for k, s in SETTINGS.items() if s.grid)
 def program_key(c: Config) -> tuple:
     """Settings that shape the compiled program; configs equal here can train together in one
     program (the only place this rule lives: the trainer and the sweep's grouping both use it)."""
-    return tuple(v for k, v in sorted(c.to_dict().items()) if k not in PER_MODEL_KEYS)
+    # 'auto' as what it compiles to: an auto and an exact config of one shape share one program.
+    d = c.to_dict() | {"math": c.math_used}
+    return tuple(v for k, v in sorted(d.items()) if k not in PER_MODEL_KEYS)
 
 
 def key_order(keys: Iterable[str]) -> list[str]:
@@ -285,7 +307,7 @@ def network_text(c: Config) -> str:
     parts += [f"{c.num_layers} layers"] if c.num_layers > 1 else []
     parts += [f"dropout {c.dropout:g}"] if c.dropout else []
     parts += [f"stride {c.stride}"] if c.stride_steps != c.truncated_backprop_length else []
-    parts += ["fast math"] if c.math == "fast" else []
+    parts += ["fast math"] if c.math_used == "fast" else []
     parts += [f"clip {c.clip_norm:g}"] if c.clip_norm else []
     return " · ".join(parts)
 

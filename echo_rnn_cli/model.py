@@ -31,7 +31,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ._tf import tf
-from .config import MATH_MODES
+from .config import COMPILED_MATH
 from .data import input_width
 
 #: Windows of up to this many steps, with at most UNROLL_MAX_SIZE steps x units, are unrolled: one
@@ -41,7 +41,12 @@ UNROLL_MAX_STEPS = 32
 UNROLL_MAX_SIZE = 256
 #: Sums are chains of at most this many adds (see ``sum_leading``).
 CHAIN_MAX_TERMS = 128
-#: The ``math`` setting (``config.MATH_MODES``): 'exact' keeps the fixed chains of adds (a model's
+#: In fast mode, a product or sum over fewer terms than this stays a chain of adds: XLA turns a dot
+#: over a few terms (a one-hot input, 2 classes, 4 units) into multiplies and adds whose fused
+#: multiply-adds, and so whose last bits, changed with the number of models.
+#: From this many terms on, the library's dot is both faster and the same for any number of models.
+FAST_MIN_TERMS = 16
+#: The ``math`` setting as compiled (``config.COMPILED_MATH``): 'exact' keeps the fixed chains of adds (a model's
 #: numbers do not depend on its company); 'fast' hands products and sums to XLA's dot and reduce
 #: ops (library kernels, their order of summation XLA's choice) and runs a single model as one.
 _FAST = contextvars.ContextVar("echo_rnn_fast_math", default=False)
@@ -50,8 +55,8 @@ _FAST = contextvars.ContextVar("echo_rnn_fast_math", default=False)
 @contextlib.contextmanager
 def math_mode(mode: str):
     """Build the network's operations in this mode (see MATH_MODES) while tracing a program."""
-    if mode not in MATH_MODES:
-        raise ValueError(f"unknown math mode {mode!r}: expected one of {', '.join(MATH_MODES)}")
+    if mode not in COMPILED_MATH:
+        raise ValueError(f"unknown math mode {mode!r}: expected one of {', '.join(COMPILED_MATH)}")
     token = _FAST.set(mode == "fast")
     try:
         yield
@@ -62,6 +67,12 @@ def math_mode(mode: str):
 def fast_math() -> bool:
     """Whether the operations being traced now are in 'fast' mode."""
     return _FAST.get()
+
+
+def fast_dot(terms: int) -> bool:
+    """Whether a product summing this many terms is handed to XLA's dot op (fast mode, and enough
+    terms: ``FAST_MIN_TERMS``)."""
+    return fast_math() and terms >= FAST_MIN_TERMS
 
 
 class Params(NamedTuple):
@@ -128,7 +139,7 @@ def _rows(w, axis: int = 0):
     """A matrix [K, N, M] (or, with axis=1, [N, K, M] transposed) as what ``_matvec`` takes: its K
     rows [N, M] in a list, made once outside the step loops; or, past CHAIN_MAX_TERMS or in fast
     mode, [K, N, M]."""
-    if w.shape[axis] > CHAIN_MAX_TERMS or fast_math():
+    if w.shape[axis] > CHAIN_MAX_TERMS or fast_dot(w.shape[axis]):
         return w if axis == 0 else tf.transpose(w, [1, 0, 2])
     return tf.unstack(w, axis=axis)
 
@@ -180,7 +191,7 @@ def _outer_sum(u, v):
     """[B, T, K, M], [B, T, N, M] -> [K, N, M]: the outer products summed over rows and steps,
     formed term by term so that the fused loop never writes out the [B, T, K, N, M] products."""
     u, v = tf.reshape(u, [-1, *u.shape[2:]]), tf.reshape(v, [-1, *v.shape[2:]])
-    if fast_math():
+    if fast_dot(min(u.shape[1], v.shape[1])):
         return tf.einsum("rkm,rnm->knm", u, v)
     if u.shape[0] > CHAIN_MAX_TERMS:
         return sum_leading(u[:, :, None, :] * v[:, None, :, :])

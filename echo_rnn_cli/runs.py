@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from .config import CELL_INITS, Config, ConfigError, from_dict
+from .config import CELL_INITS, COMPILED_MATH, Config, ConfigError, from_dict
 from .files import atomic_write
 from .guards import GuardError
 from .inference import LEGACY_NAMES, weight_shapes
@@ -106,11 +106,15 @@ class Run:
     opt_state: dict[str, np.ndarray] = field(default_factory=dict)
     #: The initial weights' scheme actually drawn (``config.init`` 'auto' resolved when trained).
     init_used: str = ""
+    #: The mode its programs compiled in (``config.math`` 'auto' resolved when trained).
+    math_used: str = ""
 
     def __post_init__(self) -> None:
         c = self.config
         if not self.init_used:
             self.init_used = c.init_scheme
+        if not self.math_used:
+            self.math_used = c.math_used
         empty = (0, c.batch_size, c.truncated_backprop_length)
         if self.snapshot_inputs is None:
             self.snapshot_inputs = np.zeros(empty, np.int32)
@@ -197,6 +201,7 @@ class Run:
             "wall_seconds": round(float(self.wall_seconds), 4),
             "device": self.device,
             "init_used": self.init_used,
+            "math_used": self.math_used,
             "config": self.config.to_dict(),
         }
 
@@ -264,6 +269,7 @@ def save_run(run: Run, path: str | os.PathLike) -> Path:
         "epochs_completed": np.int64(run.epochs_completed),
         "created": np.str_(run.created),
         "init_used": np.str_(run.init_used),
+        "math_used": np.str_(run.math_used),
     }
     for key, value in trim(run).items():
         arrays[key] = np.asarray(value, dtype=_ARRAYS[key][0])
@@ -308,7 +314,7 @@ def check_writable(path: str | os.PathLike) -> Path:
 #: What kind of value each scalar must be (NumPy dtype kinds): a whole number, a number, a string.
 _SCALAR_KINDS = {"format_version": "iu", "epochs_completed": "iu", "eval_accuracy": "fiu", "eval_loss": "fiu",
                  "wall_seconds": "fiu", "config": "U", "status": "U", "message": "U", "device": "U",
-                 "versions": "U", "created": "U", "init_used": "U"}
+                 "versions": "U", "created": "U", "init_used": "U", "math_used": "U"}
 _KIND_NAMES = {"iu": "a whole number", "fiu": "a number", "U": "a string"}
 
 
@@ -426,6 +432,7 @@ def _read_archive(data: dict[str, np.ndarray], path: Path, where: str) -> tuple[
     values: dict[str, Any] = {k: _scalar(data, k, path) for k in _SCALARS if k not in ("format_version", "config")}
     values["versions"] = _json_object(data, "versions", path, "versions", where)
     values["init_used"] = _init_used(data, keys, config, path, where)
+    values["math_used"] = _math_used(data, keys, config, path, where)
     values |= {key: _array(data, key, where) for key in _ARRAYS if key in keys}
     params = _weights(data, keys, PARAM_PREFIX, where)
     opt_state = _weights(data, keys, OPT_PREFIX, where)
@@ -441,6 +448,18 @@ def _init_used(data: Any, keys: set[str], config: Config, path: Path, where: str
     if used not in CELL_INITS[config.cell] or config.init not in ("auto", used):
         raise RunFileError(f"{where} is not a valid run file: init_used {used!r} does not fit its config "
                            f"(init {config.init!r}, cell {config.cell!r})")
+    return used
+
+
+def _math_used(data: Any, keys: set[str], config: Config, path: Path, where: str) -> str:
+    """The mode the run's programs compiled in. Files from before it was recorded trained fast only
+    where their config says so (there was no 'auto' then)."""
+    if "math_used" not in keys:
+        return "fast" if config.math == "fast" else "exact"
+    used = _scalar(data, "math_used", path)
+    if used not in COMPILED_MATH or config.math not in ("auto", used):
+        raise RunFileError(f"{where} is not a valid run file: math_used {used!r} does not fit its config "
+                           f"(math {config.math!r})")
     return used
 
 

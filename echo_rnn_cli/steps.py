@@ -11,14 +11,14 @@ Inside, every tensor has the model axis last (see ``model``), and the weights (a
 loop as one flat [P, M] block each: the update of all weights is then one fused loop instead of one
 per weight.
 
-One model runs as two and three as four, the extra ones copies of the first. With a model axis
-of length 1 XLA compiles a program of another form (it drops the axis, fuses and vectorises
-differently), and with 3 it computes the third model's lane differently from the others; either
-way float results would differ in the last bits from the same model trained among others. With
-that padding, and every sum in ``model`` written as a chain of adds in a fixed order, a model's
-numbers do not depend on its company: a run trained with ``--seeds K`` is bit for bit the run
-trained alone (checked for 1 to 17 models and many shapes; see the tests and
-benchmarks/RESULTS.md). The copy costs a single run about 50% more time per window.
+A model's numbers do not depend on its company: a run trained with ``--seeds K`` is bit for bit
+the run trained alone, in both math modes. XLA compiles another program for each number of models
+(with one it drops the axis; with 3 or 5 it vectorises the model lanes differently), so this rests
+on two things: no fused multiply-adds (``_tf`` compiles XLA's kernels for AVX, whose every multiply
+and add rounds on its own in any lane), and sums in an order the code fixes (exact mode's chains of
+adds; fast mode's library dots, whose order does not depend on the batch of models they run in).
+Before the first, one model ran as two and three as four, the extra ones copies of the first,
+which cost a single run about 50% more time per window (see the tests and benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ import threading
 from . import xla_cache
 from ._tf import tf
 from .model import (
-    fast_math,
     log_softmax_ml,
     math_mode,
     models_first,
@@ -38,23 +37,6 @@ from .model import (
     sum_rows_steps,
 )
 from .optim import OptState, apply_updates, clip_global_norm
-
-#: Numbers of models run with copies of the first model added (see the module's doc).
-PADDED_MODELS = {1: 2, 3: 4}
-
-
-def _padding(models: int) -> int:
-    """Copies of the first model to add: see the module's doc; none in fast mode, which promises
-    no bit-identity (traced in its ``math_mode``)."""
-    return 0 if fast_math() else PADDED_MODELS.get(models, models) - models
-
-
-def _pad(a, pad: int, axis: int = 0):
-    """Append ``pad`` copies of the first model along the model axis."""
-    if not pad:
-        return a
-    first = tf.gather(a, [0] * pad, axis=axis)
-    return tf.concat([a, first], axis=axis)
 
 
 class _Published:
@@ -137,14 +119,6 @@ class _Flat:
         return [tf.reshape(p, s) for p, s in zip(parts, self.shapes, strict=True)]
 
 
-def _padded_weights(params: dict, pad: int) -> dict:
-    return {n: _pad(p, pad) for n, p in params.items()}
-
-
-def _padded_opt(opt: OptState, pad: int) -> OptState:
-    return OptState(opt.step, tuple(_pad(s, pad) for s in opt.slot1), tuple(_pad(s, pad) for s in opt.slot2))
-
-
 def compiled_train_epoch(optimizer: str, num_classes: int, snapshot_every: int, cell: str = "rnn",
                          num_layers: int = 1, stride: int = 0, math: str = "exact", clip_norm: float = 0.0):
     """A compiled epoch for these static settings (shapes are traced once per distinct shape).
@@ -168,10 +142,6 @@ def _compiled_train_epoch(optimizer, num_classes, snapshot_every, cell, num_laye
         from . import cells
 
         # xs, ys: [W, M, B, T] int32, every window of the epoch; lr: [M].
-        keep = xs.shape[1]
-        pad = _padding(keep)
-        params, opt = _padded_weights(params, pad), _padded_opt(opt, pad)
-        xs, ys, lr = _pad(xs, pad, 1), _pad(ys, pad, 1), _pad(lr, pad)
         n_windows, models, batch, steps = xs.shape
         n_snap = -(-n_windows // snapshot_every)
         names = cells.weight_names(cell, num_layers)  # not the dict's order: tf.nest sorts the keys
@@ -179,7 +149,7 @@ def _compiled_train_epoch(optimizer, num_classes, snapshot_every, cell, num_laye
         xs_ml = tf.transpose(xs, [0, 2, 3, 1])
         ys_ml = tf.transpose(ys, [0, 2, 3, 1])
         if masks is not None:  # [W, M, L, B, T, S] -> [W, L, B, T, S, M]
-            masks = tf.transpose(_pad(masks, pad, 1), [0, 2, 3, 4, 5, 1])
+            masks = tf.transpose(masks, [0, 2, 3, 4, 5, 1])
         state = cells.zero_state(cell, num_layers, batch, params["recurrent_0"].shape[1], models)
         stats = tf.TensorArray(tf.float32, size=n_windows)  # per window: [loss, accuracy] x M
         # One extra slot takes the writes of windows that are not snapshots, so no branch is needed.
@@ -211,11 +181,11 @@ def _compiled_train_epoch(optimizer, num_classes, snapshot_every, cell, num_laye
             maximum_iterations=n_windows,
         )
         def unpacked(f):
-            return tuple(models_first(t)[:keep] for t in flat.unpack(f))
+            return tuple(models_first(t) for t in flat.unpack(f))
 
-        stats = stats.stack()[:, :, :keep]
+        stats = stats.stack()
         return (dict(zip(names, unpacked(w), strict=True)), OptState(count, unpacked(slot1), unpacked(slot2)),
-                stats[:, 0], stats[:, 1], tf.transpose(snaps[:n_snap, ..., :keep], [0, 4, 1, 2, 3]))
+                stats[:, 0], stats[:, 1], tf.transpose(snaps[:n_snap], [0, 4, 1, 2, 3]))
 
     return _Published(lambda: tf.function(train_epoch, jit_compile=True, reduce_retracing=False, autograph=False))
 
@@ -238,10 +208,6 @@ def _compiled_evaluate(num_classes, cell, num_layers, math):
         echo_step targets, zero by construction)."""
         from . import cells
 
-        keep = xs.shape[1]
-        pad = _padding(keep)
-        params = _padded_weights(params, pad)
-        xs, ys, weights = _pad(xs, pad, 1), _pad(ys, pad, 1), _pad(weights, pad, 1)
         n_windows, models, batch, _ = xs.shape
         p = {n: models_last(w) for n, w in params.items()}
         xs, ys, weights = (tf.transpose(a, [0, 2, 3, 1]) for a in (xs, ys, weights))
@@ -264,6 +230,6 @@ def _compiled_evaluate(num_classes, cell, num_layers, math):
             maximum_iterations=n_windows,
         )
         count = tf.reduce_sum(weights, axis=[0, 1, 2])  # of zeros and ones: exact in any order
-        return loss_sum[:keep] / count[:keep], hit_sum[:keep] / count[:keep]
+        return loss_sum / count, hit_sum / count
 
     return _Published(lambda: tf.function(evaluate, jit_compile=True, reduce_retracing=False, autograph=False))

@@ -52,7 +52,9 @@ class Collected:
 
 def _row_from_file(path: Path) -> Row:
     run = load_run(path)
-    return Row(file=str(path), config=run.config.to_dict(), status=run.status, message=run.message,
+    # 'auto' as the run resolved it: a table says what each run did.
+    config = run.config.to_dict() | {"init": run.init_used, "math": run.math_used}
+    return Row(file=str(path), config=config, status=run.status, message=run.message,
                eval_accuracy=run.eval_accuracy, eval_loss=run.eval_loss, final_loss=run.final_loss,
                wall_seconds=run.wall_seconds, epochs_completed=run.epochs_completed)
 

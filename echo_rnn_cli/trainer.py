@@ -150,14 +150,14 @@ def train_many(configs: Sequence[Config], *, on_epoch: Callback | None = None,
         group = prepare_models(configs, resumes, device)
         traces = Traces(len(configs), configs[0].windows_per_epoch, configs[0].snapshot_every,
                         loss_bound=loss_bound(configs[0].num_classes))
-        evaluation = Evaluation(configs, device)
+        evaluation = Evaluation(configs, device, group.math)
         ran = run_epochs(group, traces, evaluation, on_epoch=on_epoch, should_stop=should_stop, start=start)
         eval_loss, eval_accuracy = _held_out(evaluation, group.params, ran > 0 and traces.alive.any(), warn)
         params, opt_state = group.final_weights()
     wall = time.perf_counter() - start
     outcome = Outcome(first_epoch=group.first_epoch, epochs_run=ran,
                       stopped_early=traces.stopped_early(configs[0].epochs - group.first_epoch),
-                      reached_accuracy=traces.reached_accuracy,
+                      reached_accuracy=traces.reached_accuracy, math_used=group.math,
                       eval_loss=eval_loss, eval_accuracy=eval_accuracy, params=params, opt_state=opt_state,
                       device=device, wall_seconds=wall, versions=library_versions(),
                       created=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"))
@@ -197,6 +197,7 @@ class Group:
     opt: OptState
     lr: tf.Tensor     # [M]
     first_epoch: int  # epochs done before this call (the same for every model)
+    math: str = "exact"  # the mode the programs are compiled in (``math_used``)
 
     def final_weights(self) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """The weights and optimizer state as a run file holds them, still stacked [M, ...]
@@ -227,6 +228,7 @@ def prepare_models(configs: Sequence[Config], resumes: Sequence[Run] | None = No
         first_epoch = resumes[0].epochs_completed
         if any(r.epochs_completed != first_epoch for r in resumes):
             raise ConfigError("runs resumed together must have the same number of epochs done")
+    math = math_used(configs, resumes)
 
     def stacked(dicts, key):
         return tf.constant(np.stack([np.asarray(d[key], np.float32) for d in dicts]))
@@ -237,7 +239,19 @@ def prepare_models(configs: Sequence[Config], resumes: Sequence[Run] | None = No
                        tuple(stacked(slots, f"slot1_{n}") for n in names),
                        tuple(stacked(slots, f"slot2_{n}") for n in names))
         lr = tf.constant([c.learning_rate for c in configs], tf.float32)
-    return Group(configs, device, params, opt, lr, first_epoch)
+    return Group(configs, device, params, opt, lr, first_epoch, math)
+
+
+def math_used(configs: Sequence[Config], resumes: Sequence[Run] | None = None) -> str:
+    """The mode the models compile in: 'auto' resolved (``Config.math_used``), or, resumed, the
+    mode each run trained in so far, whatever 'auto' would choose now."""
+    if resumes is None:
+        return configs[0].math_used
+    modes = {r.math_used for r in resumes}
+    if len(modes) > 1:
+        raise ConfigError("runs resumed together must have trained in the same math mode, not "
+                          + " and ".join(sorted(modes)))
+    return modes.pop()
 
 
 def fresh_weights(configs: Sequence[Config]) -> tuple[list[dict], list[dict]]:
@@ -275,7 +289,7 @@ def run_epoch(group: Group, epoch: int, evaluation: Evaluation | None = None) ->
 
     c0 = group.configs[0]
     train_epoch = compiled_train_epoch(c0.optimizer, c0.num_classes, c0.snapshot_every, c0.cell, c0.num_layers,
-                                       c0.stride_steps, c0.math, c0.clip_norm)
+                                       c0.stride_steps, group.math, c0.clip_norm)
     t0 = time.perf_counter()
     batches = [epoch_data(c, epoch) for c in group.configs]
     xs = tf.constant(np.stack([b[0] for b in batches], axis=1))
@@ -321,12 +335,12 @@ class Evaluation:
     """The held-out evaluation of the models trained together. ``compile_ahead`` has it compiled on
     another thread while the epochs train, so that it is ready when they end."""
 
-    def __init__(self, configs: Sequence[Config], device: str) -> None:
+    def __init__(self, configs: Sequence[Config], device: str, math: str | None = None) -> None:
         from .steps import compiled_evaluate
 
         self.configs, self.device = list(configs), device
         c0 = self.configs[0]
-        self.fn = compiled_evaluate(c0.num_classes, c0.cell, c0.num_layers, c0.math)
+        self.fn = compiled_evaluate(c0.num_classes, c0.cell, c0.num_layers, math or c0.math_used)
         self._inputs = None
         self._warmup = None
 
@@ -388,6 +402,7 @@ class Outcome:
     versions: dict[str, str]
     created: str
     reached_accuracy: bool = False  # stopped because every model alive reached stop_at_accuracy
+    math_used: str = "exact"  # the mode the programs compiled in
 
 
 def build_runs(configs: Sequence[Config], traces: Traces, outcome: Outcome,
@@ -410,6 +425,7 @@ def build_runs(configs: Sequence[Config], traces: Traces, outcome: Outcome,
             run.eval_loss = run.eval_accuracy = float("nan")
         run.wall_seconds = outcome.wall_seconds + (prev.wall_seconds if prev else 0.0)
         run.device, run.versions, run.created = outcome.device, outcome.versions, outcome.created
+        run.math_used = outcome.math_used
         run.epochs_completed = outcome.first_epoch + trace.epochs_done
         if alive:
             run.params = {n: v[m] for n, v in outcome.params.items()}

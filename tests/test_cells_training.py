@@ -67,7 +67,7 @@ def test_each_cell_learns_the_echo(learned, cell):
 @pytest.mark.slow  # compiles each cell for several model counts
 @pytest.mark.parametrize("cell", list(RATE))
 def test_seeds_trained_together_are_bit_for_bit_each_alone(learned, cell):
-    """train_many of 3 seeds (a program padded to 4 models) against each seed alone (padded to 2)."""
+    """train_many of 3 seeds against each seed alone."""
     configs = [Config(cell=cell, learning_rate=RATE[cell], seed=s, **(CELL | {"epochs": 2})) for s in (0, 1, 2)]
     together = train_many(configs)
     for c, run in zip(configs, together, strict=True):

@@ -59,14 +59,14 @@ def _optimized_programs(c: Config) -> str:
     group = prepare_models([c])
     xs, ys = (tf.constant(a[:, None]) for a in epoch_data(c, 0))
     fn = compiled_train_epoch(c.optimizer, c.num_classes, c.snapshot_every, c.cell, c.num_layers, c.stride_steps,
-                              c.math, c.clip_norm)
+                              c.math_used, c.clip_norm)
     masks = None
     if c.dropout:
         from echo_rnn_cli.data import dropout_masks
 
         masks = tf.constant(dropout_masks(c, 0)[:, None])
     text = fn.experimental_get_compiler_ir(group.params, group.opt, xs, ys, group.lr, masks)(stage="optimized_hlo")
-    ev = compiled_evaluate(c.num_classes, c.cell, c.num_layers, c.math)
+    ev = compiled_evaluate(c.num_classes, c.cell, c.num_layers, c.math_used)
     text += ev.experimental_get_compiler_ir(group.params, *eval_inputs([c]))(stage="optimized_hlo")
     return text
 

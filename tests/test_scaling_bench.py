@@ -62,40 +62,40 @@ def test_windows_shrink_as_sizes_grow():
     assert big == scaling.MIN_WINDOWS < small
 
 
+def auto(r: dict) -> dict:
+    return r | {"math": "auto"}
+
+
 def test_report_checks_the_issue_targets_from_the_rows():
-    rows = [row("echo-rnn", "rnn", 4, per_window_us=20.0, per_model_window_us=20.0),
-            row("echo-rnn", "rnn", 4, 256, per_window_us=512.0, per_model_window_us=2.0),
-            row("echo-rnn", "rnn", 64, per_window_us=200.0, per_model_window_us=200.0),
-            row("echo-rnn", "rnn", 128, per_window_us=1000.0, per_model_window_us=1000.0),
+    rows = [auto(row("echo-rnn", "rnn", 4, per_window_us=20.0, per_model_window_us=20.0)),
+            auto(row("echo-rnn", "rnn", 64, per_window_us=200.0, per_model_window_us=200.0)),
+            auto(row("echo-rnn", "rnn", 64, 16, per_window_us=640.0, per_model_window_us=40.0)),
+            auto(row("echo-rnn", "lstm", 64, per_window_us=1000.0, per_model_window_us=1000.0)),
             row("pytorch", "rnn", 4, per_window_us=5000.0, one_thread_us=1000.0, best_us=1000.0),
             row("pytorch", "rnn", 64, per_window_us=1200.0, one_thread_us=1300.0, best_us=1200.0),
-            row("echo-rnn", "lstm", 4), row("pytorch", "lstm", 4, per_window_us=1e3, one_thread_us=1e3, best_us=1e3)]
+            row("pytorch", "lstm", 64, per_window_us=1500.0, one_thread_us=1500.0, best_us=1500.0),
+            auto(row("echo-rnn", "lstm", 4))]
     text = scaling.report(fake_result(rows))
+    assert "with --math auto" in text
     assert "- rnn state 64, per window: 200 µs (target ≤ 250 µs): yes" in text
-    assert "- rnn state 128 / state 64: 5x (target ≤ 4x): **no**" in text
+    assert "- rnn state 64 / state 4: 10x (target ≤ 5x): **no**" in text
+    assert "- lstm / rnn at state 64: 5x (target ≤ 4x): **no**" in text
     # Ratios against the faster PyTorch (1 thread here: 1000, not 5000).
-    assert "(state 4; PyTorch / echo-rnn): 50x (target ≥ 10x): yes" in text
-    assert "`--seeds 256` per model-window at the default size, rnn: 2 µs (target ≤ 1 µs): **no**" in text
-    assert "lstm / rnn at the default size (state 4; each in its faster math): - (target ≤ 3x): n/a" in text
-    assert "| lstm | 4 | exact | skipped: not here |" in text
+    assert "- PyTorch / echo-rnn, rnn at state 4: 50x (target ≥ 1x): yes" in text
+    assert "- PyTorch / echo-rnn, lstm at state 64 (5x: the goal): 1.5x (target ≥ 2x): **no**" in text
+    assert "`--seeds 16` at state 64, rnn: per model-window / one model's window: 0.20 (target ≤ 0.25x): yes" in text
+    assert "| lstm | 4 | auto | skipped: not here |" in text
 
 
-def test_report_meets_a_target_with_either_math_mode_and_names_it():
+def test_report_reads_the_default_path_when_several_modes_were_measured():
     rows = [row("echo-rnn", "rnn", 64, per_window_us=1400.0, per_model_window_us=1400.0),
             row("echo-rnn", "rnn", 64, per_window_us=190.0, per_model_window_us=190.0) | {"math": "fast"},
-            row("echo-rnn", "rnn", 4, per_window_us=30.0, per_model_window_us=30.0),
-            row("echo-rnn", "rnn", 4, per_window_us=60.0, per_model_window_us=60.0) | {"math": "fast"},
-            row("pytorch", "rnn", 4, per_window_us=1e3, one_thread_us=1e3, best_us=1e3)]
+            auto(row("echo-rnn", "rnn", 64, per_window_us=195.0, per_model_window_us=195.0))]
     text = scaling.report(fake_result(rows))
-    assert "- rnn state 64, per window: 190 µs with --math fast (exact: 1,400 µs) (target ≤ 250 µs): yes" in text
-    # At the tutorial's size the exact mode is the faster one, and the line says so.
-    assert "(state 4; PyTorch / echo-rnn): 33x with --math exact (fast: 17x) (target ≥ 10x): yes" in text
-    assert "| rnn | 64 | fast | 190 µs |" in text
-    # A cell against the rnn: each at its faster mode (fast lstm against fast rnn would flatter).
-    rows += [row("echo-rnn", "lstm", 4, per_window_us=90.0, per_model_window_us=90.0),
-             row("echo-rnn", "lstm", 4, per_window_us=100.0, per_model_window_us=100.0) | {"math": "fast"}]
-    assert "lstm / rnn at the default size (state 4; each in its faster math): 3x (target ≤ 3x): yes" in (
-        scaling.report(fake_result(rows)))
+    assert "- rnn state 64, per window: 195 µs (target ≤ 250 µs): yes" in text
+    assert "| rnn | 64 | fast | 190 µs |" in text and "| rnn | 64 | exact | 1,400 µs |" in text
+    # Without auto rows, the first mode measured.
+    assert "- rnn state 64, per window: 1,400 µs (target ≤ 250 µs): **no**" in scaling.report(fake_result(rows[:2]))
 
 
 def test_plot_writes_a_png(tmp_path):

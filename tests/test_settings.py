@@ -43,25 +43,24 @@ def test_readme_lists_exactly_the_settings_with_their_defaults(repo_root):
         assert default == str(SETTINGS[key].default), f"README says {key} defaults to {default}"
 
 
-def test_fast_math_pays_from_the_size_measured_everywhere_it_is_said(repo_root):
-    """The README's settings table, --math's help and the Scaling section name one size from which
-    --math fast is faster: the smallest state in the recorded scaling table (benchmarks/scaling.json)
-    at which it beats exact sums for every cell, one model."""
+def test_auto_math_turns_fast_where_the_benchmark_measured_fast_faster(repo_root):
+    """``FAST_MATH_FROM`` (what --math auto compiles fast) is, per cell, the smallest state in the
+    recorded crossover table (benchmarks/crossover.json, `scaling.py --math exact,fast`) from which
+    fast beat exact at every size measured; --math's help names the same size."""
     import json
 
-    readme = (repo_root / "README.md").read_text()
-    row = next(line for line in readme.splitlines() if line.startswith("| `--math` |"))
-    scaling = readme.split("### Scaling", 1)[1].split("\n#", 1)[0]
-    said = {where: re.findall(r"from about (\d+) units", text, flags=re.I)
-            for where, text in (("settings table", row), ("--help", SETTINGS["math"].help), ("Scaling", scaling))}
-    assert all(len(found) == 1 for found in said.values()), said
-    rows = json.loads((repo_root / "benchmarks" / "scaling.json").read_text())["rows"]
+    from echo_rnn_cli.config import FAST_MATH_FROM
+
+    rows = json.loads((repo_root / "benchmarks" / "crossover.json").read_text())["rows"]
     us = {(r["cell"], r["state"], r["math"]): r["per_window_us"] for r in rows
           if r["framework"] == "echo-rnn" and r["models"] == 1 and r["status"] == "ok"}
-    cells = {cell for cell, _, _ in us}
-    pays = min(state for _, state, _ in us if all(us[c, state, "fast"] < us[c, state, "exact"] for c in cells))
-    assert {found[0] for found in said.values()} == {str(pays)}, said
-
+    states = sorted({state for _, state, _ in us})
+    for cell in FAST_MATH_FROM:
+        pays = min(s for s in states if all(us[cell, t, "fast"] < us[cell, t, "exact"] for t in states if t >= s))
+        assert FAST_MATH_FROM[cell] == pays, (cell, pays)
+    said = SETTINGS["math"].help
+    assert f"fast from {FAST_MATH_FROM['rnn']} units for the rnn" in said
+    assert f"from {FAST_MATH_FROM['lstm']} for lstm and gru" in said and FAST_MATH_FROM["lstm"] == FAST_MATH_FROM["gru"]
 
 def test_the_table_is_the_dataclass():
     assert list(SETTINGS) == list(Config().to_dict())
