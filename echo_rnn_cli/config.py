@@ -3,7 +3,7 @@
 Each setting is declared once, in ``Config``, with its default, allowed values, help line and where
 it may vary (``settings.setting``). The command-line flags, TOML checks, --grid values, the
 per-model and resumable sets and summary's column order are all derived from that table; adding a
-setting is one declaration plus the code that uses it (and a row in the README's table, which a
+setting is one declaration plus the code that uses it (and a row in docs/training.md's table, which a
 test compares with this one).
 
 Everything is validated here, before any work, and every problem is one ``ConfigError`` whose text
@@ -119,7 +119,7 @@ class Config:
         """The initial weights' scheme, 'auto' resolved: the tutorial's uniform [0, 1) weights for
         the tutorial's own network, whose trace they keep; Keras's layer defaults for every other,
         since the all-positive weights saturate tanh from about 5 units or a second layer on and
-        the network then learns nothing (measured: README, *Initial weights*)."""
+        the network then learns nothing (measured: docs/training.md, *Initial weights*)."""
         if self.init != "auto":
             return self.init
         return "tutorial" if self.is_tutorial_network else "keras"

@@ -2,7 +2,7 @@
 raw value of it (from TOML, a flag's text or the Python API) is checked.
 
 ``Config`` (in ``config``) declares each setting once with :func:`setting`; the click options, the
-TOML checks, grid values, the per-model and resumable sets and the README's table all follow from
+TOML checks, grid values, the per-model and resumable sets and docs/training.md's table all follow from
 those declarations. Nothing here knows the individual settings.
 """
 

@@ -34,7 +34,7 @@ for echo_step in $ECHO_STEPS; do
   done
 done
 
-# The JSON lines hold everything (see the README's --json); pick a few fields with sed alone.
+# The JSON lines hold everything (see docs/training.md, --json); pick a few fields with sed alone.
 field() { sed -E "s/.*\"$1\": (null|\"[^\"]*\"|[-0-9.e+]+).*/\\1/" <<< "$2"; }
 printf '%-10s %-7s %-11s %-13s %s\n' echo_step window status "held-out acc" "final loss"
 while IFS= read -r line; do

@@ -1,5 +1,6 @@
-"""The README opens with a quick start that works as written (issue 12, item 6), CI runs the README's
-own test command, and the README's Layout and docs/architecture.md name every module (issue 9, item 8)."""
+"""The README opens with a quick start that works as written (issue 12, item 6) and stays a short front
+door (issue 22), CI runs the README's own test command, every link and anchor in README.md and docs/
+resolves, and docs/layout.md and docs/architecture.md name every module (issue 9, item 8)."""
 
 import os
 import re
@@ -12,7 +13,10 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
-QUICK_START = README.split("\n# Reference\n", 1)[0]
+QUICK_START = README.split("\n# A tour\n", 1)[0]
+#: README.md and every page of docs/, by path relative to the repository.
+PAGES = {p.relative_to(ROOT).as_posix(): p.read_text()
+         for p in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]}
 
 
 def commands(text: str) -> list[str]:
@@ -27,8 +31,9 @@ def setup_commands() -> list[str]:
 
 def test_the_quick_start_is_short_and_comes_first():
     assert README.startswith("# echo-rnn\n")
-    assert "\n# Reference\n" in README, "the reference parts sit under a clear heading"
-    assert len(QUICK_START.splitlines()) <= 60
+    assert "\n# A tour\n" in README, "the tour sits under a clear heading, after the quick start"
+    assert len(QUICK_START.splitlines()) <= 70
+    assert len(README.splitlines()) <= 250, "the README is the front door; the reference lives in docs/"
     for needed in ("echo-rnn train", "echo-rnn plot run.npz", "](docs/quickstart.png)", "--version",
                    "_ECHO_RNN_COMPLETE=bash_source echo-rnn", "What you should see"):
         assert needed in QUICK_START, needed
@@ -66,8 +71,8 @@ def test_ci_runs_the_readme_test_command_with_lint_first():
 def test_ci_lists_the_slowest_tests_and_the_readme_names_the_quick_subset():
     (test_command,) = [c for c in setup_commands() if "pytest" in c]
     assert test_command.endswith("-m pytest --durations=15")
-    set_up = README.split("\n## Set up\n", 1)[1].split("\n## ", 1)[0]
-    assert '.venv-test/bin/python -m pytest -m "not slow"' in commands(set_up)
+    assert '.venv-test/bin/python -m pytest -m "not slow"' in commands(QUICK_START)
+    assert '.venv-test/bin/python -m pytest -m "not slow"' in commands(PAGES["docs/setup.md"])
     markers = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]["markers"]
     assert any(m.startswith("slow:") for m in markers)
 
@@ -81,16 +86,49 @@ def test_the_figure_is_there_and_can_be_made_again():
     assert os.access(script, os.X_OK)
     text = script.read_text()
     assert "train --echo-step 3" in text and "docs/quickstart.png" in text  # the quick start's own run
-    assert "scripts/make_readme_figure.sh" in README
+    assert "scripts/make_readme_figure.sh" in PAGES["docs/setup.md"]
 
 
-def test_links_to_docs_resolve():
-    for target in re.findall(r"\]\(((?:docs|scripts)/[^)#]+)", README):
-        assert (ROOT / target).exists(), target
-    for anchor in re.findall(r"\]\(#([^)]+)\)", README):
-        headings = {re.sub(r"[^a-z0-9 -]", "", h.lower()).replace(" ", "-")
-                    for h in re.findall(r"^#+ (.+)$", README, flags=re.M)}
-        assert anchor in headings, anchor
+def slug(heading: str) -> str:
+    """GitHub's anchor for a heading: lower case, punctuation dropped, spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def anchors(text: str) -> set[str]:
+    return {slug(h) for h in re.findall(r"^#+ (.+)$", "\n".join(outside_code(text)), flags=re.M)}
+
+
+def links(text: str) -> list[str]:
+    """The targets of the Markdown links and images outside code blocks."""
+    return re.findall(r"\]\(([^)\s]+)\)", "\n".join(outside_code(text)))
+
+
+@pytest.mark.parametrize("page", list(PAGES))
+def test_every_link_and_anchor_resolves(page):
+    for target in links(PAGES[page]):
+        if target.startswith(("http://", "https://", "mailto:")):
+            continue
+        path, _, anchor = target.partition("#")
+        where = (ROOT / page).parent / path if path else ROOT / page
+        assert where.exists(), f"{page}: {target} does not exist"
+        if anchor:
+            text = where.read_text()
+            assert anchor in anchors(text), f"{page}: {target}: no such heading"
+
+
+def test_every_docs_page_starts_with_a_title_and_a_two_line_summary():
+    for page, text in PAGES.items():
+        if page == "README.md":
+            continue
+        lines = text.splitlines()
+        assert lines[0].startswith("# ") and lines[1] == "", page
+        assert lines[2] and lines[3] and lines[4] == "", f"{page}: a two-line summary under the title"
+
+
+def test_the_readme_links_every_docs_page():
+    for page in PAGES:
+        if page.startswith("docs/"):
+            assert f"]({page})" in README, f"the README does not link {page}"
 
 
 def modules() -> list[Path]:
@@ -99,11 +137,9 @@ def modules() -> list[Path]:
                   or p.parent != package)
 
 
-@pytest.mark.parametrize("where", ["README.md", "docs/architecture.md"])
+@pytest.mark.parametrize("where", ["docs/layout.md", "docs/architecture.md"])
 def test_layout_and_architecture_name_every_module(where):
     text = (ROOT / where).read_text()
-    if where == "README.md":
-        text = text.split("## Layout\n", 1)[1]
     for module in modules():
         name = f"{module.parent.name}/" if module.name == "__init__.py" else module.name
         if where == "docs/architecture.md" and module.name in ("__init__.py", "__main__.py"):
@@ -123,16 +159,17 @@ def outside_code(text: str) -> list[str]:
     return lines
 
 
-def test_every_table_is_one_table():
+@pytest.mark.parametrize("page", list(PAGES))
+def test_every_table_is_one_table(page):
     """A table starts with a header row and its | --- | row: rows cut off by a blank line would
     render as raw pipes."""
-    lines = outside_code(README)
+    lines = outside_code(PAGES[page])
     for i, line in enumerate(lines):
         if line.startswith("|") and (i == 0 or not lines[i - 1].startswith("|")):
             assert i + 1 < len(lines) and re.fullmatch(r"\|( *-+ *\|)+", lines[i + 1]), f"a table cut off at {line!r}"
 
 
 def test_layout_names_each_module_once():
-    layout = README.split("## Layout\n", 1)[1].split("```", 2)[1]
+    layout = PAGES["docs/layout.md"].split("## Layout\n", 1)[1].split("```", 2)[1]
     entries = re.findall(r"^( +)(\S+(?:\.py|/))(?= )", layout, flags=re.M)
     assert entries and len(entries) == len(set(entries)), [e for e in entries if entries.count(e) > 1]

@@ -24,8 +24,8 @@ from echo_rnn_cli.settings import setting, table
 
 
 def readme_settings(repo_root) -> list[tuple[str, str, str]]:
-    """(flag, key, default) of every row of the README's settings table, in its order."""
-    text = (repo_root / "README.md").read_text()
+    """(flag, key, default) of every row of the docs/training.md's settings table, in its order."""
+    text = (repo_root / "docs" / "training.md").read_text()
     section = text.split("### Settings", 1)[1].split("\n#", 1)[0]
     table_text = section.split("| flag | key | default | meaning |", 1)[1].split("\n\n", 1)[0]
     rows = []
@@ -37,10 +37,10 @@ def readme_settings(repo_root) -> list[tuple[str, str, str]]:
 
 def test_readme_lists_exactly_the_settings_with_their_defaults(repo_root):
     rows = readme_settings(repo_root)
-    assert [key for _, key, _ in rows] == list(SETTINGS), "README's settings table is out of step with Config"
+    assert [key for _, key, _ in rows] == list(SETTINGS), "docs/training.md's settings table is out of step with Config"
     for flag, key, default in rows:
         assert flag == SETTINGS[key].flag
-        assert default == str(SETTINGS[key].default), f"README says {key} defaults to {default}"
+        assert default == str(SETTINGS[key].default), f"docs/training.md says {key} defaults to {default}"
 
 
 def test_auto_math_turns_fast_where_the_benchmark_measured_fast_faster(repo_root):

@@ -234,7 +234,7 @@ def test_readme_names_the_csv_header_as_written(swept, repo_root):
     """The README's column list is the header `summary --format csv` really writes, in its order."""
     out, _ = swept
     header = next(csv.reader(io.StringIO(CliRunner().invoke(cli, ["summary", str(out), "--format", "csv"]).stdout)))
-    item = (repo_root / "README.md").read_text().split("- `--format csv`:", 1)[1].split("\n- ", 1)[0]
+    item = (repo_root / "docs" / "sweeps.md").read_text().split("- `--format csv`:", 1)[1].split("\n- ", 1)[0]
     assert re.findall(r"`(\w+)`", item.split("Columns:", 1)[1].split("Empty cells", 1)[0]) == header
 
 

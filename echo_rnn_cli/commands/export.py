@@ -75,7 +75,7 @@ def export(run, out, fmt, force, quiet):
     float32, the symbol itself for 2 classes and one-hot for more; output the class probabilities
     at every step, from a zero state.
 
-    Load it with ``keras.models.load_model('model.keras')`` (see the README for an example).
+    Load it with ``keras.models.load_model('model.keras')`` (see docs/use.md for an example).
 
     \b
       echo-rnn export run.npz model.keras

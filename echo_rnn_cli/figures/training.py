@@ -234,7 +234,7 @@ def new_figure(figure, rows: int):
 def run_title(fig, run: Run, name: str | None) -> None:
     """The run's headline and its settings (all but epochs: the headline says how many)."""
     keys = [k for k, _ in TITLE_KEYS if k != "epochs"]
-    suptitle(fig, run_headline(run, name) + "\n" + settings_text(run.config, keys))
+    suptitle(fig, run_headline(run, name) + "\n" + settings_text(run.config, keys, init=run.init_used))
 
 
 def trained_windows(run: Run) -> int:
