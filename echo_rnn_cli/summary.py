@@ -21,8 +21,8 @@ from .runs import RunFileError, load_run
 from .sweep.manifest import ManifestError, read_manifest
 
 #: Result columns after the config keys, in this order, in CSV and JSON.
-RESULT_KEYS = ("eval_accuracy", "eval_loss", "final_loss", "wall_seconds", "epochs_completed", "status",
-               "message", "file")
+RESULT_KEYS = ("init_used", "math_used", "eval_accuracy", "eval_loss", "final_loss", "wall_seconds",
+               "epochs_completed", "status", "message", "file")
 
 
 @dataclass
@@ -36,6 +36,9 @@ class Row:
     final_loss: float = math.nan
     wall_seconds: float = math.nan
     epochs_completed: int | None = None
+    #: 'auto' settings as the run resolved them (empty for a point that left no run file).
+    init_used: str = ""
+    math_used: str = ""
 
     def flat(self) -> dict[str, Any]:
         """Config keys (all of them, in the config's order), then the results."""
@@ -52,9 +55,7 @@ class Collected:
 
 def _row_from_file(path: Path) -> Row:
     run = load_run(path)
-    # 'auto' as the run resolved it: a table says what each run did.
-    config = run.config.to_dict() | {"init": run.init_used, "math": run.math_used}
-    return Row(file=str(path), config=config, status=run.status, message=run.message,
+    return Row(file=str(path), config=run.config.to_dict(), init_used=run.init_used, math_used=run.math_used, status=run.status, message=run.message,
                eval_accuracy=run.eval_accuracy, eval_loss=run.eval_loss, final_loss=run.final_loss,
                wall_seconds=run.wall_seconds, epochs_completed=run.epochs_completed)
 

@@ -26,11 +26,19 @@ from ..sweep.grid import format_value
 _FIXED_SHOWN = (("cell", ""), ("num_layers", "layers"), ("truncated_backprop_length", "window"),
                 ("epochs", "epochs"), ("total_series_length", "series"), ("state_size", "state"),
                 ("batch_size", "batch"), ("num_classes", "classes"), ("optimizer", ""), ("learning_rate", "lr"),
-                ("init", "init"), ("dropout", "dropout"), ("stride", "stride"))
+                ("init", "init"), ("math", "math"), ("dropout", "dropout"), ("stride", "stride"))
 
 
 #: The figure's least width in inches: 800 pixels at the default dpi of 100.
 _MIN_WIDTH = 8.0
+
+
+def _shown(rows: list[Row], key: str) -> Any:
+    """A setting all rows share, as the runs used it: 'auto' resolved where every run resolved it
+    alike (an rnn and an lstm of one sweep may have drawn different weights: then 'auto')."""
+    value = rows[0].config[key]
+    used = {getattr(r, f"{key}_used", "") for r in rows} if key in ("init", "math") else set()
+    return used.pop() if value == "auto" and len(used) == 1 and "" not in used else value
 
 
 class HeatmapError(ValueError):
@@ -147,7 +155,7 @@ def heatmap_figure(rows: Sequence[Row], x: str, y: str, figure=None, title: str 
     seeds = int(data.total.max()) if data.total.size else 0
     if title is None:
         title = f"held-out accuracy, mean over {seeds} seed{'s' if seeds != 1 else ''} (chance {data.chance:.2f})"
-        fixed = [f"{short}\u00a0{format_value(rows[0].config[k])}".strip("\u00a0") for k, short in _FIXED_SHOWN
+        fixed = [f"{short}\u00a0{format_value(_shown(rows, k))}".strip("\u00a0") for k, short in _FIXED_SHOWN
                  if k not in (data.x, data.y) and k in rows[0].config]
         width = int(fig.get_figwidth() * 11)  # characters that fit at this font size
         title += "\n" + textwrap.fill(", ".join(fixed), width)
