@@ -55,7 +55,8 @@ class Collected:
 
 def _row_from_file(path: Path) -> Row:
     run = load_run(path)
-    return Row(file=str(path), config=run.config.to_dict(), init_used=run.init_used, math_used=run.math_used, status=run.status, message=run.message,
+    return Row(file=str(path), config=run.config.to_dict(), init_used=run.init_used, math_used=run.math_used,
+               status=run.status, message=run.message,
                eval_accuracy=run.eval_accuracy, eval_loss=run.eval_loss, final_loss=run.final_loss,
                wall_seconds=run.wall_seconds, epochs_completed=run.epochs_completed)
 
