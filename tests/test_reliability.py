@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from echo_rnn_cli import Config, Run, load_run, save_run, train
+from echo_rnn_cli import Config, Run, interrupts, load_run, save_run, train
 from echo_rnn_cli.cli import cli
 from echo_rnn_cli.runs import RunFileError
 from tests.conftest import SMALL, small_flags
@@ -603,15 +603,19 @@ def test_sigterm_while_tensorflow_loads_says_so(tmp_path, delay):
 
 @pytest.mark.slow  # a real process signalled twice
 def test_second_sigint_stops_at_once_and_leaves_the_old_file(tmp_path):
-    """Epochs of 66,666 windows (seconds each): both Ctrl-Cs land inside the compiled epoch, where
-    Python runs no signal handler until it returns; the second still ends the process there, with
-    no summary of a clean stop, and the older run file at the output stays as it was."""
+    """Epochs of 266,666 windows (seconds each, on any machine we know: 4.5 s on the 2-core AMD EPYC,
+    where CI once finished an epoch of 66,666 between the two signals and saved): both Ctrl-Cs land
+    inside the compiled epoch, where Python runs no signal handler until it returns; the second
+    still ends the process there, with no summary of a clean stop, and the older run file at the
+    output stays as it was."""
     out = tmp_path / "r.npz"
     out.write_bytes(OLD)
-    proc = start_training(tmp_path, out, "--force", epochs=100, total_series_length=5_000_000)
+    proc = start_training(tmp_path, out, "--force", epochs=100, total_series_length=20_000_000)
     time.sleep(0.5)  # past the next epoch's data preparation, into its compiled program
     proc.send_signal(signal.SIGINT)
-    time.sleep(1.0)  # later than interrupts.SAME_REQUEST_S: a second request, not the first delivered twice
+    # Later than interrupts.SAME_REQUEST_S (a second request, not the first delivered twice), and
+    # soon: the epoch must still be running when it lands.
+    time.sleep(interrupts.SAME_REQUEST_S + 0.2)
     sent = time.monotonic()
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
