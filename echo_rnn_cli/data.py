@@ -13,7 +13,7 @@ import numpy as np
 if TYPE_CHECKING:  # only a type here: config may then import from this module without a cycle
     from .config import Config
 
-INIT_STREAM, TRAIN_STREAM, EVAL_STREAM, DROPOUT_STREAM = 0, 1, 2, 3
+INIT_STREAM, TRAIN_STREAM, EVAL_STREAM, DROPOUT_STREAM, MEMORY_STREAM = 0, 1, 2, 3, 4
 
 
 def input_width(num_classes: int) -> int:

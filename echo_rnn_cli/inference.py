@@ -217,32 +217,46 @@ def run_weights(run: Any) -> dict[str, np.ndarray]:
 def _sigmoid(z: np.ndarray) -> np.ndarray:
     # Split by sign so exp never overflows; both halves are the exact logistic.
     e = np.exp(-np.abs(z))
-    return np.where(z >= 0, 1 / (1 + e), e / (1 + e)).astype(np.float32)
+    return np.where(z >= 0, 1 / (1 + e), e / (1 + e)).astype(z.dtype)
+
+
+def cell_step(cell: str, xz_t: np.ndarray, h: np.ndarray, c: np.ndarray, recurrent: np.ndarray,
+              bias: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple]:
+    """One step of one layer, for any leading (batch) shape and float type: ``xz_t`` is the input
+    part (x @ kernel + bias; for the gru its input bias only). Returns (h, c, what the step's
+    backward pass needs, see ``memory_profile.cell_back``); c is only an lstm's."""
+    s = h.shape[-1]
+    if cell == "rnn":
+        h = np.tanh(xz_t + h @ recurrent)
+        return h, c, (h,)
+    if cell == "lstm":
+        z = xz_t + h @ recurrent
+        i, f = _sigmoid(z[..., :s]), _sigmoid(z[..., s:2 * s])
+        g, o = np.tanh(z[..., 2 * s:3 * s]), _sigmoid(z[..., 3 * s:])
+        c_new = f * c + i * g
+        tanh_c = np.tanh(c_new)
+        return o * tanh_c, c_new, (i, f, g, o, c, tanh_c)
+    hz = h @ recurrent + bias[1]
+    z = _sigmoid(xz_t[..., :s] + hz[..., :s])
+    r = _sigmoid(xz_t[..., s:2 * s] + hz[..., s:2 * s])
+    hh = np.tanh(xz_t[..., 2 * s:] + r * hz[..., 2 * s:])
+    return z * h + (1 - z) * hh, c, (z, r, hh, hz, h)
+
+
+def input_part(cell: str, x: np.ndarray, kernel: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """The part of every step that does not depend on the state, for all steps at once."""
+    return x @ kernel + (bias[0] if cell == "gru" else bias)
 
 
 def _layer(cell: str, x: np.ndarray, kernel: np.ndarray, recurrent: np.ndarray, bias: np.ndarray):
     """One layer over a whole sequence [T, I] from a zero state -> (h [T, S], c [T, S] or None)."""
     steps, s = x.shape[0], recurrent.shape[0]
-    # The input part of each step does not depend on the state: computed for all steps at once.
-    xz = x @ kernel + (bias[0] if cell == "gru" else bias)
+    xz = input_part(cell, x, kernel, bias)
     h_prev, c_prev = np.zeros(s, np.float32), np.zeros(s, np.float32)
     hs, cs = np.zeros((steps, s), np.float32), np.zeros((steps, s), np.float32)
     for t in range(steps):
-        if cell == "rnn":
-            h_prev = np.tanh(xz[t] + h_prev @ recurrent)
-        elif cell == "lstm":
-            z = xz[t] + h_prev @ recurrent
-            i, f, g, o = _sigmoid(z[:s]), _sigmoid(z[s:2 * s]), np.tanh(z[2 * s:3 * s]), _sigmoid(z[3 * s:])
-            c_prev = f * c_prev + i * g
-            h_prev = o * np.tanh(c_prev)
-            cs[t] = c_prev
-        else:
-            hz = h_prev @ recurrent + bias[1]
-            z = _sigmoid(xz[t, :s] + hz[:s])
-            r = _sigmoid(xz[t, s:2 * s] + hz[s:2 * s])
-            hh = np.tanh(xz[t, 2 * s:] + r * hz[2 * s:])
-            h_prev = z * h_prev + (1 - z) * hh
-        hs[t] = h_prev
+        h_prev, c_prev, _ = cell_step(cell, xz[t], h_prev, c_prev, recurrent, bias)
+        hs[t], cs[t] = h_prev, c_prev
     return hs, (cs if cell == "lstm" else None)
 
 

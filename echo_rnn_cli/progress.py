@@ -88,9 +88,18 @@ class TrainPlain(Reporter):
             self._print(
                 f"{run.status}: {output}  epochs {run.epochs_completed}  held-out accuracy "
                 f"{run.eval_accuracy:.4f}  held-out loss {run.eval_loss:.4f}  final loss "
-                f"{run.final_loss:.4f}  {run.wall_seconds:.1f}s on {run.device}"
+                f"{run.final_loss:.4f}  {memory_text(run)}  {run.wall_seconds:.1f}s on {run.device}"
                 + (f"  ({run.message})" if run.message else "")
             )
+
+
+def memory_text(run: Run) -> str:
+    """'rests on lag 3 (99%)': the lag of the input the network's predictions rest on most at the
+    end, and its share of the memory profile; 'rests on no input' where none matters."""
+    lag, share = run.memory_peak
+    if lag is None:
+        return "rests on no input" if run.memory_epoch.size and run.status != "diverged" else "rests on -"
+    return f"rests on lag {lag} ({share:.0%})"
 
 
 class TrainRich(Reporter):
@@ -128,13 +137,14 @@ class TrainRich(Reporter):
 
     def summary(self, rows: Sequence[tuple[str, Run]]) -> None:
         table = Table(title="echo-rnn train", title_justify="left")
-        for col in ("run file", "status", "epochs", "held-out acc", "held-out loss", "final loss", "wall", "device"):
+        for col in ("run file", "status", "epochs", "held-out acc", "held-out loss", "final loss", "memory", "wall",
+                    "device"):
             table.add_column(col, justify="left" if col in ("run file", "status", "device") else "right")
         for output, run in rows:
             colour = {"completed": "green", "interrupted": "yellow"}.get(run.status, "red")
             table.add_row(output, f"[{colour}]{run.status}[/]", str(run.epochs_completed),
                           f"{run.eval_accuracy:.4f}", f"{run.eval_loss:.4f}", f"{run.final_loss:.4f}",
-                          f"{run.wall_seconds:.1f}s", run.device)
+                          memory_text(run).removeprefix("rests on "), f"{run.wall_seconds:.1f}s", run.device)
         self.console.print(table)
         for _, run in rows:
             if run.message:

@@ -26,6 +26,7 @@ from .config import CELL_INITS, COMPILED_MATH, Config, ConfigError, from_dict
 from .files import atomic_write
 from .guards import GuardError
 from .inference import LEGACY_NAMES, weight_shapes
+from .memory_profile import lags_for, peak
 from .safe_npz import NpzError, parse_config_json, read_npz
 
 FORMAT_VERSION = 2
@@ -45,7 +46,12 @@ _ARRAYS = {  # key: (dtype, number of dimensions)
     "snapshot_inputs": (np.int32, 3),
     "snapshot_targets": (np.int32, 3),
     "snapshot_probs": (np.float32, 4),
+    "memory_epoch": (np.int32, 1),
+    "memory_profile": (np.float32, 2),
+    "memory_reach": (np.float32, 3),
 }
+#: Arrays a file may lack: it was written before they were recorded (they then load empty).
+_OPTIONAL_ARRAYS = ("memory_epoch", "memory_profile", "memory_reach")
 _SCALARS = ("format_version", "config", "status", "message", "eval_accuracy", "eval_loss",
             "wall_seconds", "device", "versions", "epochs_completed", "created")
 PARAM_PREFIX, OPT_PREFIX = "param_", "opt_"
@@ -108,6 +114,11 @@ class Run:
     init_used: str = ""
     #: The mode its programs compiled in (``config.math`` 'auto' resolved when trained).
     math_used: str = ""
+    # What the network remembers (``memory_profile``), recorded through training: the epochs done
+    # at each record [P], the memory profile [P, L + 1] and the gradient's reach [P, layers, L + 1].
+    memory_epoch: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+    memory_profile: np.ndarray | None = None
+    memory_reach: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         c = self.config
@@ -122,6 +133,19 @@ class Run:
             self.snapshot_targets = np.zeros(empty, np.int32)
         if self.snapshot_probs is None:
             self.snapshot_probs = np.zeros(empty + (c.num_classes,), np.float32)
+        lags = lags_for(c) + 1
+        if self.memory_profile is None:
+            self.memory_profile = np.zeros((0, lags), np.float32)
+        if self.memory_reach is None:
+            self.memory_reach = np.zeros((0, c.num_layers, lags), np.float32)
+
+    @property
+    def memory_peak(self) -> tuple[int | None, float | None]:
+        """The lag the network rests on most at its last record, and that lag's share of the
+        profile; (None, None) without records, for a diverged run, or where it rests on no input."""
+        if self.status == "diverged" or not self.memory_epoch.size:
+            return None, None
+        return peak(self.memory_profile[-1])
 
     @property
     def final_loss(self) -> float:
@@ -202,6 +226,8 @@ class Run:
             "device": self.device,
             "init_used": self.init_used,
             "math_used": self.math_used,
+            "memory_lag": self.memory_peak[0],
+            "memory_share": None if self.memory_peak[1] is None else round(self.memory_peak[1], 4),
             "config": self.config.to_dict(),
         }
 
@@ -249,6 +275,8 @@ def trim(run: Run) -> dict[str, np.ndarray]:
     out |= {k: getattr(run, k)[windows] for k in ("loss", "accuracy", "epoch")}
     out |= {k: getattr(run, k)[snaps] for k in ("snapshot_window", "snapshot_inputs", "snapshot_targets",
                                                  "snapshot_probs")}
+    # The records are few (about two a doubling of the epochs) and kept whole.
+    out |= {k: getattr(run, k) for k in _OPTIONAL_ARRAYS}
     return out
 
 
@@ -360,6 +388,7 @@ def _check_contents(where: str, config: Config, values: dict[str, Any], params: 
     if not 0 <= done <= c.epochs:
         raise bad(f"epochs_completed {done} is not between 0 and its config's epochs {c.epochs}")
     _check_traces(values, c, bad)
+    _check_memory(values, c, bad)
     if not isinstance(values["versions"], dict):
         raise bad("'versions' is not a JSON object")
     expected = _weight_shapes(c)
@@ -393,6 +422,24 @@ def _check_traces(values: dict[str, Any], c: Config, bad) -> None:
             raise bad(f"epoch_loss and epoch_accuracy must hold one mean for each of the {traced} epochs")
 
 
+def _check_memory(values: dict[str, Any], c: Config, bad) -> None:
+    """The memory records, where the file has them: one epoch count per record, rising, within the
+    epochs done; profiles of lags_for(config) + 1 changes in probability (0 to 1) and reaches of
+    one row per layer, finite and not negative."""
+    if "memory_epoch" not in values:
+        return
+    epochs, profile, reach = values["memory_epoch"], values["memory_profile"], values["memory_reach"]
+    lags = lags_for(c) + 1
+    if profile.shape != (epochs.size, lags) or reach.shape != (epochs.size, c.num_layers, lags):
+        raise bad(f"memory_profile {profile.shape} and memory_reach {reach.shape} do not fit {epochs.size} records "
+                  f"of {lags} lags and {c.num_layers} layers")
+    if epochs.size and (np.any(np.diff(epochs) <= 0) or epochs[0] < 0 or epochs[-1] > values["epochs_completed"]):
+        raise bad("memory_epoch is not a rising list of epochs within those done")
+    if not (np.all(np.isfinite(profile)) and np.all((profile >= 0) & (profile <= 1))
+            and np.all(np.isfinite(reach)) and np.all(reach >= 0)):
+        raise bad("memory_profile must hold changes in probability (0 to 1) and memory_reach finite norms")
+
+
 def load_run(path: str | os.PathLike) -> Run:
     """Read and check a run file; any problem is one ``RunFileError`` naming the file and the fault.
 
@@ -421,7 +468,8 @@ def _read_archive(data: dict[str, np.ndarray], path: Path, where: str) -> tuple[
     keys = set(data)
     version = _check_version(data, keys, path, where)
     config_dict = _json_object(data, "config", path, "config", where) if "config" in keys else None
-    needed = [*_SCALARS, *(k for k in _ARRAYS if version >= 2 or k not in _PER_EPOCH_MEANS)]
+    needed = [*_SCALARS, *(k for k in _ARRAYS
+                           if (version >= 2 or k not in _PER_EPOCH_MEANS) and k not in _OPTIONAL_ARRAYS)]
     missing = [k for k in needed if k not in keys]
     if missing:
         raise RunFileError(f"{where} is not a complete run file: missing {', '.join(missing)}")
@@ -434,6 +482,10 @@ def _read_archive(data: dict[str, np.ndarray], path: Path, where: str) -> tuple[
     values["init_used"] = _init_used(data, keys, config, path, where)
     values["math_used"] = _math_used(data, keys, config, path, where)
     values |= {key: _array(data, key, where) for key in _ARRAYS if key in keys}
+    present = [k for k in _OPTIONAL_ARRAYS if k in keys]
+    if present and len(present) != len(_OPTIONAL_ARRAYS):
+        raise RunFileError(f"{where} is not a complete run file: it has {', '.join(present)} but not "
+                           + ", ".join(k for k in _OPTIONAL_ARRAYS if k not in keys))
     params = _weights(data, keys, PARAM_PREFIX, where)
     opt_state = _weights(data, keys, OPT_PREFIX, where)
     return config, values, params, opt_state

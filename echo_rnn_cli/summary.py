@@ -21,7 +21,7 @@ from .runs import RunFileError, load_run
 from .sweep.manifest import ManifestError, read_manifest
 
 #: Result columns after the config keys, in this order, in CSV and JSON.
-RESULT_KEYS = ("init_used", "math_used", "eval_accuracy", "eval_loss", "final_loss", "wall_seconds",
+RESULT_KEYS = ("init_used", "math_used", "eval_accuracy", "eval_loss", "final_loss", "memory_lag", "wall_seconds",
                "epochs_completed", "status", "message", "file")
 
 
@@ -39,6 +39,8 @@ class Row:
     #: 'auto' settings as the run resolved them (empty for a point that left no run file).
     init_used: str = ""
     math_used: str = ""
+    #: The lag the network rests on most at its last memory record (None: none, or not recorded).
+    memory_lag: int | None = None
 
     def flat(self) -> dict[str, Any]:
         """Config keys (all of them, in the config's order), then the results."""
@@ -58,7 +60,7 @@ def _row_from_file(path: Path) -> Row:
     return Row(file=str(path), config=run.config.to_dict(), init_used=run.init_used, math_used=run.math_used,
                status=run.status, message=run.message,
                eval_accuracy=run.eval_accuracy, eval_loss=run.eval_loss, final_loss=run.final_loss,
-               wall_seconds=run.wall_seconds, epochs_completed=run.epochs_completed)
+               wall_seconds=run.wall_seconds, epochs_completed=run.epochs_completed, memory_lag=run.memory_peak[0])
 
 
 def collect(paths: Iterable[str | Path]) -> Collected:

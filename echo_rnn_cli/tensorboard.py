@@ -6,6 +6,11 @@ Tags (each a scalar unless said):
 - ``train/epoch_loss``, ``train/epoch_accuracy``: the means of each epoch, step = epochs done
 - ``eval/loss``, ``eval/accuracy``: the held-out results, step = epochs done (only when finite)
 - ``config`` (text): the settings as a table; ``status`` (text): completed/interrupted/diverged
+- ``memory/lag``, ``memory/share``: at each memory record (step = epochs done), the lag the network
+  rests on most and its share of the profile (absent where it rests on no input); ``memory/profile``
+  and ``memory/reach`` (images): the record's memory profile and gradient's reach as a strip, lag 0
+  on the left, brighter = more (the reach on a log scale over six decades); written when the call
+  of ``train`` ends, for the records it made
 A sweep gives each point its own folder and calls ``log_hparams`` there, so TensorBoard's HParams
 table and parallel-coordinates views compare the points by their settings and eval metrics; an
 optional ``log_hparams_config`` at the sweep's top folder names the columns and their values.
@@ -58,11 +63,12 @@ class TensorBoardLogger:
     """One run's event files in ``logdir``. ``every``: log every Nth window; None picks N from the
     config's epochs x windows_per_epoch (see ``window_every``)."""
 
-    def __init__(self, logdir: str | os.PathLike, config: Any, every: int | None = None):
+    def __init__(self, logdir: str | os.PathLike, config: Any, every: int | None = None, first_epoch: int = 0):
         if every is not None and every < 1:
             raise ValueError(f"every must be at least 1, got {every}")
         tf = _tf()
         self.config = config
+        self.first_epoch = first_epoch  # the run's memory records from before it were logged then
         self.every = every or window_every(config.epochs * config.windows_per_epoch)
         self.logdir = str(logdir)
         self._writer = tf.summary.create_file_writer(self.logdir)
@@ -102,7 +108,21 @@ class TensorBoardLogger:
             tf.summary.text("config", config_markdown(run.config), step=step)
             status = run.status + (f": {run.message}" if run.message else "")
             tf.summary.text("status", status, step=step)
+            self._log_memory(tf, run)
         self._writer.flush()
+
+    def _log_memory(self, tf, run: Any) -> None:
+        from .memory_profile import peak
+
+        for epoch, profile, reach in zip(run.memory_epoch, run.memory_profile, run.memory_reach, strict=True):
+            if epoch < self.first_epoch or (epoch == self.first_epoch and epoch > 0):
+                continue
+            lag, share = peak(profile)
+            if lag is not None:
+                tf.summary.scalar("memory/lag", lag, step=int(epoch))
+                tf.summary.scalar("memory/share", share, step=int(epoch))
+            tf.summary.image("memory/profile", strip(profile), step=int(epoch))
+            tf.summary.image("memory/reach", strip(log_scaled(reach[0])), step=int(epoch))
 
     def close(self) -> None:
         self._writer.close()
@@ -112,6 +132,22 @@ class TensorBoardLogger:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+def log_scaled(values: np.ndarray, decades: float = 6.0) -> np.ndarray:
+    """Positive values on a log scale mapped to (0, 1] over ``decades`` below the largest; 0 stays 0."""
+    top = float(values.max(initial=0.0))
+    if top <= 0:
+        return np.zeros_like(values, np.float64)
+    with np.errstate(divide="ignore"):
+        scaled = 1 + np.log10(np.where(values > 0, values, np.nan) / top) / decades
+    return np.nan_to_num(np.clip(scaled, 0.02, 1.0), nan=0.0)
+
+
+def strip(values: np.ndarray, cell: int = 8, height: int = 24) -> np.ndarray:
+    """[1, height, cell * L, 1] float image of values in [0, 1], one ``cell`` wide block a lag."""
+    row = np.repeat(np.clip(np.asarray(values, np.float64), 0, 1), cell)
+    return np.broadcast_to(row[None, None, :, None], (1, height, row.size, 1)).astype(np.float32)
 
 
 def _hparam_value(value: Any) -> bool | int | float | str:
@@ -191,7 +227,7 @@ class GroupLogger:
     trainer's epoch reports, so TensorBoard shows the runs while they train."""
 
     def __init__(self, logdirs: Sequence[str | os.PathLike], configs: Sequence[Any], first_epoch: int = 0):
-        self.loggers = [TensorBoardLogger(d, c) for d, c in zip(logdirs, configs, strict=True)]
+        self.loggers = [TensorBoardLogger(d, c, first_epoch=first_epoch) for d, c in zip(logdirs, configs, strict=True)]
         for logger in self.loggers:
             logger.log_config(first_epoch)
 

@@ -11,6 +11,7 @@ still alive), ``evaluate_models`` scores the held-out series and ``build_runs`` 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import math
 import platform
@@ -32,10 +33,12 @@ from .config import (
     program_key,
 )
 from .data import INIT_STREAM, dropout_masks, epoch_data, eval_data, eval_weights, rng_for
+from .memory_profile import lags_for, record, records_after
 from .runs import Run
 
 if TYPE_CHECKING:  # TensorFlow is imported when training starts, not with this module
     from ._tf import tf
+    from .memory_profile import Profile
     from .optim import OptState
 
     Params = dict[str, tf.Tensor]  # the weights by ``cells.weight_names``, stacked [M, ...]
@@ -310,6 +313,8 @@ def run_epochs(group: Group, traces: Traces, evaluation: Evaluation | None = Non
     start = time.perf_counter() if start is None else start
     epochs = group.configs[0].epochs
     ran = 0
+    if group.first_epoch == 0:
+        traces.record_memory(group, 0)  # the initial weights: what the network rests on before it learns
     for epoch in range(group.first_epoch, epochs):
         if should_stop is not None and should_stop():
             break
@@ -317,10 +322,14 @@ def run_epochs(group: Group, traces: Traces, evaluation: Evaluation | None = Non
         traces.add(result)
         ran += 1
         traces.check_accuracy(group.configs[0].stop_at_accuracy)
+        if records_after(epoch + 1) or epoch + 1 == epochs:
+            traces.record_memory(group, epoch + 1)
         if on_epoch is not None:
             on_epoch(epoch_report(result, traces, epochs, time.perf_counter() - start))
         if not traces.alive.any() or traces.reached_accuracy:
             break
+    if ran:  # however the call ended, a record of where it ended
+        traces.record_memory(group, group.first_epoch + ran)
     return ran
 
 
@@ -531,6 +540,17 @@ class Traces:
             if not trace.sane:
                 self.alive[m] = False
 
+    def record_memory(self, group: Group, epochs_done: int) -> None:
+        """Every live model's memory profile and gradient's reach after ``epochs_done`` epochs
+        (once per epoch count: the end of a call may fall on a scheduled record)."""
+        weights = None
+        for m, (c, trace) in enumerate(zip(group.configs, self.of, strict=True)):
+            if not self.alive[m] or (trace.mem_epoch and trace.mem_epoch[-1] == epochs_done):
+                continue
+            if weights is None:
+                weights = {n: w.numpy() for n, w in group.params.items()}
+            trace.add_memory(epochs_done, record({n: w[m] for n, w in weights.items()}, c))
+
     def samples(self, epoch: int) -> EpochSamples | None:
         """The first model's traces of this epoch, for live figures (None once it diverged)."""
         return self.of[0].latest(epoch * self.windows) if self.alive[0] else None
@@ -559,6 +579,7 @@ class _Trace:
     def __init__(self, loss_bound: float = math.inf) -> None:
         self.loss, self.acc, self.epoch, self.seconds = [], [], [], []
         self.snap_window, self.snap_x, self.snap_y, self.snap_p = [], [], [], []
+        self.mem_epoch, self.mem_profile, self.mem_reach = [], [], []
         self.loss_bound = loss_bound
         self.sane = True      # no window's loss non-finite or beyond the bound yet
         self.first_bad = -1   # global index of the first window that was not
@@ -593,12 +614,22 @@ class _Trace:
         self.snap_y.append(y)
         self.snap_p.append(p)
 
+    def add_memory(self, epochs_done: int, record: Profile) -> None:
+        self.mem_epoch.append(epochs_done)
+        self.mem_profile.append(record.profile)
+        self.mem_reach.append(record.reach)
+
     def to_run(self, c: Config, prev: Run | None) -> Run:
         def cat(parts, before, dtype, tail_shape=()):
             arrays = ([before] if before is not None else []) + parts
             return np.concatenate(arrays).astype(dtype) if arrays else np.zeros((0, *tail_shape), dtype)
 
         shape = (c.batch_size, c.truncated_backprop_length)
+        lags = lags_for(c)
+        if prev is not None:  # the record where the previous call ended, if off the schedule, is superseded
+            keep = np.array([e == 0 or records_after(int(e)) for e in prev.memory_epoch], bool)
+            prev = dataclasses.replace(prev, memory_epoch=prev.memory_epoch[keep],
+                                       memory_profile=prev.memory_profile[keep], memory_reach=prev.memory_reach[keep])
         return Run(
             config=c,
             loss=cat(self.loss, prev.loss if prev else None, np.float32),
@@ -610,6 +641,11 @@ class _Trace:
             snapshot_targets=cat(self.snap_y, prev.snapshot_targets if prev else None, np.int32, shape),
             snapshot_probs=cat(self.snap_p, prev.snapshot_probs if prev else None, np.float32,
                                (*shape, c.num_classes)),
+            memory_epoch=cat([np.array(self.mem_epoch, np.int32)], prev.memory_epoch if prev else None, np.int32),
+            memory_profile=cat([np.reshape(self.mem_profile, (-1, lags + 1))],
+                               prev.memory_profile if prev else None, np.float32),
+            memory_reach=cat([np.reshape(self.mem_reach, (-1, c.num_layers, lags + 1))],
+                             prev.memory_reach if prev else None, np.float32),
         )
 
 

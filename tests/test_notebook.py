@@ -31,6 +31,7 @@ def test_the_notebook_runs_and_shows_its_results(tmp_path):
     accuracy = float(re.search(r"completed held-out accuracy (\d\.\d+)", text[0]).group(1))
     assert accuracy > 0.99
     images = [any("image/png" in o.get("data", {}) for o in out) for out in outputs]
-    assert images[1] and images[3], "the figures are shown inline"
+    assert images[1] and images[3] and images[4], "the figures are shown inline"
     assert re.search(r"accuracy\s+1\.0", text[2]), text[2]
-    assert "4 runs ['completed', 'completed', 'completed', 'completed']" in text[3]
+    assert re.search(r"rests on lag 3 \((9\d|100)% of the profile\) after 8 epochs", text[3]), text[3]
+    assert "4 runs ['completed', 'completed', 'completed', 'completed']" in text[4]

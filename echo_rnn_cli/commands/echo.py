@@ -41,10 +41,23 @@ def _symbols(run, sequence: str | None, length: int | None, seed: int):
         raise UserError(str(e)) from None
 
 
-def _cells(result) -> tuple[dict[str, list[str]], list[str], int]:
-    """Each row's symbol per step as text, the mark of each step (ok / wrong / uncounted) and the
-    width every step takes so that the rows stay aligned."""
-    rows = {key: [str(int(s)) for s in getattr(result, key)] for _, key in ROWS}
+def _explained(run, result) -> dict:
+    """``--explain``: by the flip test (``memory_profile.explain``), the lag of the earlier input
+    each prediction rests on most (None where no input moves it by ``NO_MEMORY_BELOW``) and how
+    much flipping that input changes the probability of the predicted symbol."""
+    from ..inference import network_of, run_weights
+    from ..memory_profile import NO_MEMORY_BELOW, explain, lags_for
+
+    found = explain(run_weights(run), symbols=result.input, lags=lags_for(run.config), **network_of(run.config))
+    rests = found.change >= NO_MEMORY_BELOW
+    return {"lag": [int(k) if ok else None for k, ok in zip(found.lag, rests, strict=True)],
+            "change": [round(float(c), 4) for c in found.change]}
+
+
+def _cells(result, extra: dict[str, list[str]] | None = None) -> tuple[dict[str, list[str]], list[str], int]:
+    """Each row's symbol per step as text (and the --explain row), the mark of each step (ok /
+    wrong / uncounted) and the width every step takes so that the rows stay aligned."""
+    rows = {key: [str(int(s)) for s in getattr(result, key)] for _, key in ROWS} | (extra or {})
     marks = ["uncounted" if t < result.echo_step else ("ok" if ok else "wrong")
              for t, ok in enumerate(result.correct)]
     width = max(len(s) for cells in rows.values() for s in cells)
@@ -60,8 +73,12 @@ def _block_steps(width: int, per_block: int | None, terminal_width: int | None) 
     return fit - fit % 10 if fit >= 20 else fit  # whole tens read easily when there is room
 
 
-def _plain_blocks(result, per_block: int | None) -> list[str]:
-    rows, marks, width = _cells(result)
+def _row_names(rows: dict) -> tuple:
+    return ROWS + tuple((key, key) for key in rows if key not in {k for _, k in ROWS})
+
+
+def _plain_blocks(result, per_block: int | None, extra: dict | None = None) -> list[str]:
+    rows, marks, width = _cells(result, extra)
     step = _block_steps(width, per_block, None)
     symbol = {"ok": " ", "wrong": WRONG_MARK, "uncounted": UNCOUNTED_MARK}
     lines = []
@@ -69,23 +86,23 @@ def _plain_blocks(result, per_block: int | None) -> list[str]:
         stop = min(start + step, len(marks))
         if len(marks) > step:
             lines.append(f"{'':{LABEL}}step {start}")
-        for label, key in ROWS:
+        for label, key in _row_names(rows):
             lines.append(f"{label:{LABEL}}" + "".join(f"{s:>{width}}" for s in rows[key][start:stop]))
         lines.append((" " * LABEL + "".join(f"{symbol[m]:>{width}}" for m in marks[start:stop])).rstrip())
     return lines
 
 
-def _print_rich(console, result, per_block: int | None) -> None:
+def _print_rich(console, result, per_block: int | None, extra: dict | None = None) -> None:
     from rich.text import Text
 
-    rows, marks, width = _cells(result)
+    rows, marks, width = _cells(result, extra)
     step = _block_steps(width, per_block, console.width)
     style = {"ok": "green", "wrong": "bold white on red", "uncounted": "dim"}
     for start in range(0, len(marks), step):
         stop = min(start + step, len(marks))
         if len(marks) > step:
             console.print(Text(f"{'':{LABEL}}step {start}", style="dim"))
-        for label, key in ROWS:
+        for label, key in _row_names(rows):
             line = Text()
             line.append(f"{label:{LABEL}}", style="bold")  # not Text(..., style=): that would bold the whole line
             for t in range(start, stop):
@@ -118,7 +135,11 @@ def _accuracy_line(result, marked: bool) -> str:
               help="Print one JSON object: input, target, prediction (strings) and accuracy.")
 @click.option("--width", "per_block", type=WholeNumber(min=1), metavar="STEPS",
               help="Steps per block of lines [as many as fit the terminal; 60 in a pipe].")
-def echo(run, sequence, length, seed, as_json, per_block):
+@click.option("--explain", is_flag=True,
+              help="Add a line 'rests on': for each prediction, how many steps back the input lies whose flip "
+                   "changes it most (- where no input moves it by 5%), by flipping each input in turn; in "
+                   "--json, 'rests_on' and 'change' lists.")
+def echo(run, sequence, length, seed, as_json, per_block, explain):
     """Feed a SEQUENCE of symbols to RUN's trained network and show its echo.
 
     The network starts from a zero state and carries it step by step. SEQUENCE is digits 0..C-1
@@ -130,6 +151,7 @@ def echo(run, sequence, length, seed, as_json, per_block):
       echo-rnn echo run.npz 0110100111
       echo-rnn echo run.npz --random 200 --seed 7
       echo-rnn echo run.npz 0110100111 --json
+      echo-rnn echo run.npz 0110100111 --explain
     """
     from ..inference import SequenceError, WeightsError
     from ..inference import echo as echo_sequence
@@ -140,15 +162,18 @@ def echo(run, sequence, length, seed, as_json, per_block):
         result = echo_sequence(loaded, symbols)
     except (SequenceError, WeightsError) as e:
         raise UserError(str(e)) from None
+    explained = _explained(loaded, result) if explain else None
     if as_json:
-        click.echo(json.dumps(result.to_json()))
+        extra = {} if explained is None else {"rests_on": explained["lag"], "change": explained["change"]}
+        click.echo(json.dumps(result.to_json() | extra))
         return
     from rich.console import Console
 
+    extra = None if explained is None else {"rests on": ["-" if k is None else str(k) for k in explained["lag"]]}
     console = Console(highlight=False)
     coloured = console.is_terminal and not console.no_color
     if coloured:
-        _print_rich(console, result, per_block)
+        _print_rich(console, result, per_block, extra)
     else:
-        click.echo("\n".join(_plain_blocks(result, per_block)))
+        click.echo("\n".join(_plain_blocks(result, per_block, extra)))
     click.echo(_accuracy_line(result, marked=not coloured))

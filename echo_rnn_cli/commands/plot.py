@@ -8,7 +8,9 @@ Modes, chosen by the arguments and flags (see ``_mode``):
 * ``--heatmap DIR --x KEY --y KEY``: a sweep's held-out accuracy over two settings, averaged over
   seeds, ``DIR/heatmap.png`` or ``--output`` (the figure is ``figures.heatmap.heatmap_figure``);
 * ``--states``: one run's hidden state over a row of its held-out series, recomputed with NumPy
-  from the saved weights, ``RUN-states.png`` or ``--output`` (``figures.states.states_figure``).
+  from the saved weights, ``RUN-states.png`` or ``--output`` (``figures.states.states_figure``);
+* ``--memory``: what each run's network rests on through training (its memory records),
+  ``RUN-memory.png``, ``memory.png`` beside the first of several, or ``--output``.
 
 ``--show`` opens the figure in a window instead of writing the default file. A new mode (a sweep's
 heatmap, say) adds its options to the decorators, a branch in ``_mode`` (where RUNS may then be
@@ -67,8 +69,22 @@ def _states_mode(runs: tuple[Path, ...], animation: Path | None, heatmap: Path |
     return "states"
 
 
-def _mode(runs: tuple[Path, ...], animation: Path | None, heatmap: Path | None = None, states: bool = False) -> str:
+def _memory_mode(runs: tuple[Path, ...], animation: Path | None, heatmap: Path | None, states: bool) -> str:
+    if heatmap is not None or animation is not None or states:
+        other = "--heatmap" if heatmap is not None else "--animate" if animation is not None else "--states"
+        raise UserError(f"--memory draws what run files remember; it cannot be combined with {other}")
+    if not runs:
+        raise click.UsageError("--memory needs one run file or more (RUN.npz ...)")
+    _refuse_given(("rows", "step", "log_scale", "fps", "frames", "x", "y", "row", "steps"),
+                  "{flag} does not apply to --memory (it draws every memory record of each run)")
+    return "memory"
+
+
+def _mode(runs: tuple[Path, ...], animation: Path | None, heatmap: Path | None = None, states: bool = False,
+          memory: bool = False) -> str:
     """Which figure the arguments ask for; bad combinations are one-line errors."""
+    if memory:
+        return _memory_mode(runs, animation, heatmap, states)
     if states:
         return _states_mode(runs, animation, heatmap)
     _refuse_given(("row", "steps"), "{flag} applies to --states only")
@@ -160,11 +176,16 @@ def _load(paths: tuple[Path, ...]):
               help="Row of the held-out series for --states, 1..batch_size [1].")
 @click.option("--steps", type=WholeNumber(min=1), metavar="N",
               help="Steps of the row for --states, from its start [4 windows of truncated_backprop_length].")
+@click.option("--memory", is_flag=True,
+              help="Draw what the network remembers through training: its memory profile (how much each "
+                   "prediction changes when the input k steps back flips) and the gradient's reach, lag "
+                   "against epochs, for each run; several runs' final profiles overlaid "
+                   "[RUN-memory.png; several: memory.png beside the first].")
 @click.option("--show", is_flag=True,
               help="Open the figure in a window instead of writing the default file (with -o: both).")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but warnings and errors.")
-def plot(runs, output, rows, step, log_scale, dpi, animation, heatmap, x, y, fps, frames, states, row, steps, show,
-         quiet):
+def plot(runs, output, rows, step, log_scale, dpi, animation, heatmap, x, y, fps, frames, states, row, steps, memory,
+         show, quiet):
     """Draw run files: the tutorial's training figure for one run, loss curves for several.
 
     \b
@@ -174,13 +195,16 @@ def plot(runs, output, rows, step, log_scale, dpi, animation, heatmap, x, y, fps
       echo-rnn plot run.npz --animate replay.gif
       echo-rnn plot --heatmap sweep --x truncated_backprop_length --y echo_step
       echo-rnn plot run.npz --states --row 2      # -> run-states.png
+      echo-rnn plot run.npz --memory             # -> run-memory.png
     """
     from ..figures.common import PlotError
 
-    mode = _mode(runs, animation, heatmap, states)
+    mode = _mode(runs, animation, heatmap, states, memory)
     started = time.perf_counter()
     try:
-        if mode == "states":
+        if mode == "memory":
+            _plot_memory(runs, output, dpi, show, quiet)
+        elif mode == "states":
             _plot_states(runs[0], row, steps, output, dpi, show, quiet)
         elif mode == "heatmap":
             _plot_heatmap(heatmap, x, y, output, dpi, show, quiet)
@@ -270,6 +294,22 @@ def _plot_heatmap(folder: Path, x: str, y: str, output: Path | None, dpi: int, s
     if path is not None:
         save_figure(fig, path, dpi=dpi)
         _say(quiet, f"wrote {path} ({len(collected.rows)} runs)")
+    _show_window(window)
+
+
+def _plot_memory(paths: tuple[Path, ...], output: Path | None, dpi: int, show: bool, quiet: bool) -> None:
+    from ..figures.common import save_figure
+    from ..figures.memory import memory_figure
+
+    default = (paths[0].with_name(f"{paths[0].stem}-memory.png") if len(paths) == 1
+               else paths[0].parent / "memory.png")
+    window, path = _window_or_file(show, output, default, paths)
+    runs, names = _load(paths)
+    fig = memory_figure(runs, names, figure=_window_figure(window, layout="constrained"))
+    if path is not None:
+        save_figure(fig, path, dpi=dpi)
+        records = ", ".join(str(r.memory_epoch.size) for r in runs)
+        _say(quiet, f"wrote {path} ({records} memory records)")
     _show_window(window)
 
 
