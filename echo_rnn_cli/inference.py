@@ -153,7 +153,10 @@ def encode_inputs(symbols: np.ndarray, num_classes: int) -> np.ndarray:
     """[T] symbols -> [T, I0] float32: the symbol itself for 2 classes (the tutorial's), else one-hot."""
     if num_classes == 2:
         return symbols.astype(np.float32)[:, None]
-    return np.eye(num_classes, dtype=np.float32)[symbols]
+    # Not np.eye(C)[symbols]: that builds C x C numbers first (37 GB for 100,000 classes).
+    out = np.zeros((symbols.shape[0], num_classes), np.float32)
+    out[np.arange(symbols.shape[0]), symbols] = 1
+    return out
 
 
 # --- weights -------------------------------------------------------------------------------------
@@ -214,7 +217,7 @@ def run_weights(run: Any) -> dict[str, np.ndarray]:
 
 # --- the cells, exactly Keras's ----------------------------------------------------------------
 
-def _sigmoid(z: np.ndarray) -> np.ndarray:
+def sigmoid(z: np.ndarray) -> np.ndarray:
     # Split by sign so exp never overflows; both halves are the exact logistic.
     e = np.exp(-np.abs(z))
     return np.where(z >= 0, 1 / (1 + e), e / (1 + e)).astype(z.dtype)
@@ -231,14 +234,14 @@ def cell_step(cell: str, xz_t: np.ndarray, h: np.ndarray, c: np.ndarray, recurre
         return h, c, (h,)
     if cell == "lstm":
         z = xz_t + h @ recurrent
-        i, f = _sigmoid(z[..., :s]), _sigmoid(z[..., s:2 * s])
-        g, o = np.tanh(z[..., 2 * s:3 * s]), _sigmoid(z[..., 3 * s:])
+        i, f = sigmoid(z[..., :s]), sigmoid(z[..., s:2 * s])
+        g, o = np.tanh(z[..., 2 * s:3 * s]), sigmoid(z[..., 3 * s:])
         c_new = f * c + i * g
         tanh_c = np.tanh(c_new)
         return o * tanh_c, c_new, (i, f, g, o, c, tanh_c)
     hz = h @ recurrent + bias[1]
-    z = _sigmoid(xz_t[..., :s] + hz[..., :s])
-    r = _sigmoid(xz_t[..., s:2 * s] + hz[..., s:2 * s])
+    z = sigmoid(xz_t[..., :s] + hz[..., :s])
+    r = sigmoid(xz_t[..., s:2 * s] + hz[..., s:2 * s])
     hh = np.tanh(xz_t[..., 2 * s:] + r * hz[..., 2 * s:])
     return z * h + (1 - z) * hh, c, (z, r, hh, hz, h)
 

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from .data import MEMORY_STREAM, rng_for
-from .inference import cell_step, encode_inputs, input_part
+from .inference import cell_step, input_part, sigmoid
 
 #: Epochs after which the trainer records (besides before the first, and after the last of a
 #: call): dense early, where the loss falls, then about two a doubling; the same for every run
@@ -35,10 +35,17 @@ SCHEDULE_PER_DOUBLING = 2
 #: Rows of the held-out series and flips per row: enough that the profile of a trained default run
 #: is steady to about 0.01 from one record to the next, little enough to cost under 5% of its time.
 ROWS, FLIPS_PER_ROW = 16, 16
+#: The longest lag measured, whatever the window or the echo: each record steps the network through
+#: about three times this many steps in NumPy (an echo of 500 in a window of 1,000 is past the
+#: tutorial's questions; such runs get their first 512 lags).
+MAX_LAGS = 512
 #: A profile whose largest mean change in probability is below this has no lag that matters: a
 #: network at chance moves by about 0.01 for any flip (0.012 at most, measured for echo 3 in a
 #: window of 3), one that learned its echo by 0.45 (half learned) to 1.0 at the echo's lag.
 NO_MEMORY_BELOW = 0.05
+#: At most this many probabilities (8 bytes each) in memory at once while flips are measured: many
+#: classes or long lags take the flips in smaller groups instead of more memory.
+CHUNK_VALUES = 2**22
 #: At most this many other symbols stand in for a flipped input (all of them up to 8 classes).
 MAX_SUBSTITUTES = 7
 
@@ -54,8 +61,8 @@ class Profile:
 
 
 def lags_for(config: Any) -> int:
-    """The longest lag measured: twice the window, and at least echo_step + 5."""
-    return max(2 * config.truncated_backprop_length, config.echo_step + 5)
+    """The longest lag measured: twice the window, and at least echo_step + 5; at most ``MAX_LAGS``."""
+    return min(MAX_LAGS, max(2 * config.truncated_backprop_length, config.echo_step + 5))
 
 
 def records_after(epoch: int) -> bool:
@@ -85,19 +92,22 @@ def _weights64(weights: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 def _run(w, cell: str, num_layers: int, num_classes: int, symbols: np.ndarray, state=None, keep: bool = False):
-    """Symbols [N, T] from ``state`` (per layer (h, c) of [N, S]; zeros if None) -> probabilities
-    [N, T, C], the states after every step (per layer: h, c [N, T, S]) and, with ``keep``, every
-    step's backward-pass values (per layer, per step)."""
+    """Symbols [N, T] from ``state`` (per layer (h, c) of [N, S]; zeros if None) -> the states after
+    every step (per layer: h [N, T, S], and c for an lstm, else None) and, with ``keep``, every
+    step's backward-pass values (per layer, per step). The probabilities: ``_probs`` of the top h."""
     n, steps = symbols.shape
     s = w["W2"].shape[0]
     if state is None:
         state = [(np.zeros((n, s)), np.zeros((n, s))) for _ in range(num_layers)]
-    x = encode_inputs(symbols.reshape(-1), num_classes).astype(np.float64).reshape(n, steps, -1)
     states, saved = [], []
+    x = None
     for layer in range(num_layers):
-        recurrent, bias = w[f"recurrent_{layer}"], w[f"bias_{layer}"]
-        # As 2-D products: NumPy's batched 3-D matmul costs several times more at these sizes.
-        xz = input_part(cell, x.reshape(n * steps, -1), w[f"kernel_{layer}"], bias).reshape(n, steps, -1)
+        kernel, recurrent, bias = w[f"kernel_{layer}"], w[f"recurrent_{layer}"], w[f"bias_{layer}"]
+        if layer == 0:  # one-hot times the kernel is the symbol's row of it; the scalar 0/1 scales its one row
+            first = kernel[symbols] if num_classes > 2 else symbols[..., None] * kernel[0]
+            xz = first + (bias[0] if cell == "gru" else bias)
+        else:  # as 2-D products: NumPy's batched 3-D matmul costs several times more at these sizes
+            xz = input_part(cell, x.reshape(n * steps, s), kernel, bias).reshape(n, steps, -1)
         h, c = state[layer]
         hs, aux = np.empty((n, steps, s)), []
         cs = np.empty((n, steps, s)) if cell == "lstm" else None  # only an lstm has a cell state to carry
@@ -111,9 +121,17 @@ def _run(w, cell: str, num_layers: int, num_classes: int, symbols: np.ndarray, s
         states.append((hs, cs))
         saved.append(aux)
         x = hs
-    logits = (x.reshape(n * steps, s) @ w["W2"] + w["b2"]).reshape(n, steps, -1)
+    return states, saved
+
+
+def _probs(w, h: np.ndarray) -> np.ndarray:
+    """The softmax layer on top-layer states [..., S] -> probabilities [..., C]."""
+    logits = (h.reshape(-1, h.shape[-1]) @ w["W2"] + w["b2"]).reshape(*h.shape[:-1], -1)
+    if logits.shape[-1] == 2:  # the logistic of the difference: a reduction over 2 is slow in NumPy
+        one = sigmoid(logits[..., 1] - logits[..., 0])
+        return np.stack([1 - one, one], axis=-1)
     e = np.exp(logits - logits.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True), states, saved
+    return e / e.sum(axis=-1, keepdims=True)
 
 
 def _state_at(states, t: int):
@@ -141,14 +159,16 @@ def substitutes(symbols: np.ndarray, num_classes: int, rng: np.random.Generator)
 
 
 def flip_effects(w, cell: str, num_layers: int, num_classes: int, symbols: np.ndarray, row_of: np.ndarray,
-                 starts: np.ndarray, lags: int, rng: np.random.Generator, chunk: int = 4096, base=None) -> np.ndarray:
+                 starts: np.ndarray, lags: int, rng: np.random.Generator, base=None) -> np.ndarray:
     """[N, L + 1]: for flip i (step starts[i] of row row_of[i] of ``symbols`` [R, n]), the change k
     steps on in the probability of the symbol the unflipped network predicted there (the mean over
     the symbols that stand in; NaN past the row's end). The base run once per row, the flipped runs
-    from its states, ``chunk`` flips at a time. ``base``: that run's (probabilities, states), if made."""
-    probs, states, _ = base if base is not None else _run(w, cell, num_layers, num_classes, symbols)
+    from its states, as many flips at a time as keep their probabilities within ``CHUNK_VALUES``.
+    ``base``: that run's ``_run`` result, if made."""
+    states, _ = base if base is not None else _run(w, cell, num_layers, num_classes, symbols)
     n = symbols.shape[1]
     out = np.full((starts.size, lags + 1), np.nan)
+    chunk = max(1, CHUNK_VALUES // ((lags + 1) * num_classes * min(num_classes - 1, MAX_SUBSTITUTES)))
     for lo in range(0, starts.size, chunk):
         rows, first = row_of[lo:lo + chunk], starts[lo:lo + chunk]
         ahead = first[:, None] + np.arange(lags + 1)                 # the steps the flip can reach
@@ -162,10 +182,10 @@ def flip_effects(w, cell: str, num_layers: int, num_classes: int, symbols: np.nd
         state = [(np.repeat(np.where(had, h[rows, first - 1], 0.0), k, axis=0),
                   np.repeat(np.where(had, c[rows, first - 1], 0.0), k, axis=0) if c is not None
                   else np.zeros((first.size * k, h.shape[-1]))) for h, c in states]
-        flipped, _, _ = _run(w, cell, num_layers, num_classes, seq, state)
-        base = probs[rows[:, None], ahead]                            # [F, L + 1, C]
-        predicted = base.argmax(-1)
-        base_p = np.take_along_axis(base, predicted[..., None], -1)[..., 0]
+        flipped = _probs(w, _run(w, cell, num_layers, num_classes, seq, state)[0][-1][0])
+        unflipped = _probs(w, states[-1][0][rows[:, None], ahead])   # [F, L + 1, C]
+        predicted = unflipped.argmax(-1)
+        base_p = np.take_along_axis(unflipped, predicted[..., None], -1)[..., 0]
         flip_p = np.take_along_axis(flipped, np.repeat(predicted, k, axis=0)[..., None], -1)[..., 0]
         change = np.abs(flip_p - np.repeat(base_p, k, axis=0)).reshape(-1, k, lags + 1).mean(axis=1)
         out[lo:lo + chunk] = np.where(inside, change, np.nan)
@@ -190,8 +210,8 @@ def memory_profile(weights: dict[str, np.ndarray], config: Any, base=None) -> np
 
 
 def base_run(weights: dict[str, np.ndarray], config: Any):
-    """The network over the held-out series from a zero state: (probabilities, states, _), which the
-    profile and the reach share."""
+    """The network over the held-out series from a zero state (``_run``'s result), which the profile
+    and the reach share."""
     return _run(_weights64(weights), config.cell, config.num_layers, config.num_classes, held_out(config))
 
 
@@ -226,9 +246,9 @@ def window_gradients(w, cell: str, num_layers: int, num_classes: int, symbols: n
     """d loss / d h of every layer at every step of a window [N, T], where the loss is the
     cross-entropy of the window's last step and ``state`` the state carried into the window (held
     fixed: the gradient stops at the window's edge, as in training). Per layer: [N, T, S]."""
-    probs, states, saved = _run(w, cell, num_layers, num_classes, symbols, state, keep=True)
+    states, saved = _run(w, cell, num_layers, num_classes, symbols, state, keep=True)
     n, steps = symbols.shape
-    dlogits = probs[:, -1].copy()
+    dlogits = _probs(w, states[-1][0][:, -1])
     dlogits[np.arange(n), targets[:, -1]] -= 1
     s = w["W2"].shape[0]
     grads = [np.zeros((n, steps, s)) for _ in range(num_layers)]
@@ -258,9 +278,9 @@ def gradient_reach(weights: dict[str, np.ndarray], config: Any, base=None) -> np
         symbols = np.concatenate([symbols, extra.astype(np.int32)], axis=1)
         targets = np.roll(symbols, config.echo_step, axis=1)
     cell, layers, classes = config.cell, config.num_layers, config.num_classes
-    if base is None or base[1][0][0].shape[1] < warm:
+    if base is None or base[0][0][0].shape[1] < warm:
         base = _run(w, cell, layers, classes, symbols[:, :warm])
-    states = base[1]
+    states = base[0]
     grads = window_gradients(w, cell, layers, classes, symbols[:, warm:warm + steps], targets[:, warm:warm + steps],
                              _state_at(states, warm - 1))
     reach = np.zeros((layers, lags + 1))

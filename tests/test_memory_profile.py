@@ -309,3 +309,19 @@ def test_tensorboard_gets_the_lag_and_the_profiles(tmp_path, learned):
     ea = read_events(tmp_path / "tb")
     assert event_series(ea, "memory/lag")[-1] == (8, 3)
     assert len(ea.Tensors("memory/profile")) == len(ea.Tensors("memory/reach")) == 7
+
+
+def test_many_classes_are_measured_within_bounded_memory():
+    """20,000 classes: one-hot inputs are never built (np.eye would take 1.6 GB first) and the
+    flips go in groups that keep their probabilities within memory.CHUNK_VALUES."""
+    import tracemalloc
+
+    c = Config(**{**SMALL, "num_classes": 20000})
+    tracemalloc.start()
+    try:
+        record = mp.record(random_weights("rnn", 1, 20000, 4), c)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 400 * 2**20, peak
+    assert record.profile.shape == (31,) and np.all(np.isfinite(record.reach))
