@@ -117,6 +117,7 @@ READERS = [
     ("echo-rnn summary", summary_skips, True, CLI_TIMEOUT),
     ("echo-rnn plot", cli_refuses(["plot", "{path}", "-o", "{folder}/fig.png"]), True, CLI_TIMEOUT),
     ("echo-rnn plot --heatmap", heatmap_skips, True, CLI_TIMEOUT),
+    ("echo-rnn plot --memory", cli_refuses(["plot", "{path}", "--memory", "-o", "{folder}/m.png"]), True, CLI_TIMEOUT),
     ("echo-rnn train --resume", cli_refuses(["train", "--resume", "{path}", "--epochs", "5", "-o", "{folder}/o.npz"]),
      True, CLI_TIMEOUT),
     # A folder as --config is click's refusal ("is a directory"), tested in test_reliability.
