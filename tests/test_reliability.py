@@ -569,7 +569,7 @@ def test_a_signal_during_a_long_compile_ends_the_process_at_once(tmp_path, signu
                              "--num-layers", "16", "-o", str(out), "--force"],
                             stderr=subprocess.PIPE, text=True, env=ENV, cwd=tmp_path, start_new_session=True)
     assert proc.stderr.readline().startswith("echo-rnn: training")
-    time.sleep(15)  # TensorFlow loaded (seconds), the 16-layer program compiling (a minute)
+    time.sleep(8)  # TensorFlow loaded (seconds), the 16-layer program compiling (a minute)
     assert proc.poll() is None
     sent = time.monotonic()
     os.killpg(proc.pid, signum)
