@@ -32,8 +32,9 @@ from .inference import cell_step, input_part, sigmoid
 #: length, so a resumed run records where a straight one does. (A default run of 100 epochs then
 #: has 15 records, which cost under 5% of its time: ``benchmarks/memory_cost.py``.)
 SCHEDULE_PER_DOUBLING = 2
-#: Rows of the held-out series and flips per row: enough that the profile of a trained default run
-#: is steady to about 0.01 from one record to the next, little enough to cost under 5% of its time.
+#: Rows of the held-out series and flips per row: 256 flips, each measured by itself, which puts a
+#: learned echo at 0.99-1.00 and a network at chance below 0.02 at every lag (docs/memory.md), at
+#: about 2 ms a record for the default network.
 ROWS, FLIPS_PER_ROW = 16, 16
 #: The longest lag measured, whatever the window or the echo: each record steps the network through
 #: about three times this many steps in NumPy (an echo of 500 in a window of 1,000 is past the
