@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ import numpy as np
 
 from .files import atomic_write
 from .inference import CELLS, network_of, network_weights, run_weights
+from .interrupts import sigterm_held
 
 FORMATS = ("keras", "savedmodel")
 
@@ -96,27 +98,44 @@ def _target(out_path: str | os.PathLike, fmt: str) -> Path:
 
 
 def _replace_folder(tmp: Path, path: Path) -> None:
-    """Move a finished folder into place; an older one at ``path`` is removed only after that."""
+    """Move a finished folder into place; an older one at ``path`` is removed only after that. The
+    moves happen together: a SIGTERM between them would leave the older folder moved aside."""
     old = None
-    if path.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))
-        os.replace(path, old / path.name)
-    os.replace(tmp, path)
+    with sigterm_held():
+        if path.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))
+            os.replace(path, old / path.name)
+        os.replace(tmp, path)
     if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+        _remove_tree(old)
+
+
+def _remove_tree(path: Path, patience_s: float = 5.0) -> None:
+    """Remove a staging folder for good. One ``rmtree`` is not always enough: interrupted by SIGTERM
+    under load, TensorFlow's writer threads were seen still adding files while it ran, and the
+    folder (emptied, refilled) stayed behind; so remove it again until it is gone or time is up."""
+    deadline = time.monotonic() + patience_s
+    while True:
+        shutil.rmtree(path, ignore_errors=True)
+        if not path.exists() or time.monotonic() > deadline:
+            return
+        time.sleep(0.05)
 
 
 def _save_savedmodel(model, path: Path) -> None:
     from ._tf import quiet_native_stderr
 
-    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    staging = None
     try:
+        with sigterm_held():  # the folder and its name together (see files.atomic_write)
+            staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
         tmp = staging / "model"
         with quiet_native_stderr():
             model.export(str(tmp), format="tf_saved_model", verbose=False)
         _replace_folder(tmp, path)
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        if staging is not None:
+            _remove_tree(staging)
 
 
 def export_model(run: Any, out_path: str | os.PathLike, fmt: str = "keras") -> Path:

@@ -7,6 +7,8 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from .interrupts import sigterm_held
+
 
 def _umask() -> int:
     mask = os.umask(0)
@@ -20,10 +22,17 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
     file is removed and an existing file at ``path`` is left as it was."""
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
-    # Same suffix as the target: writers that pick a format by extension (ffmpeg) still can.
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=folder)
-    os.close(fd)
-    tmp = Path(name)
+    tmp = None
+    try:
+        with sigterm_held():  # the file and its name together, or a SIGTERM would leave it nameless
+            # Same suffix as the target: writers that pick a format by extension (ffmpeg) still can.
+            fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=folder)
+            os.close(fd)
+            tmp = Path(name)
+    except BaseException:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+        raise
     try:
         write(tmp)
         with open(tmp, "rb+") as f:
@@ -42,3 +51,15 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     return atomic_write(path, lambda tmp: tmp.write_bytes(data))
+
+
+def probe_write(folder: str | os.PathLike, name: str = "") -> None:
+    """Whether a file can be written in ``folder``, by writing one (``os.access`` is wrong for root,
+    read-only mounts and ACLs) and removing it; OSError if not. The probe is made and removed with
+    SIGTERM held, so a signal then never leaves it behind."""
+    with sigterm_held():
+        fd, probe = tempfile.mkstemp(prefix=f".{name[:32]}." if name else ".probe.", suffix=".probe", dir=folder)
+        try:
+            os.close(fd)
+        finally:
+            os.unlink(probe)

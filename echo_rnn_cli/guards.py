@@ -24,6 +24,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import BinaryIO
 
+from .files import probe_write
+
 #: What ``train`` offers when its output exists (``plot`` replaces its figures and offers nothing).
 TRAIN_WAYS_OUT = "use --force to replace it, another -o to keep both, or --resume to continue it"
 
@@ -80,12 +82,8 @@ def _check_folder(path: Path, what: str) -> None:
         raise GuardError(f"cannot write the {what} {str(path)!r}: its folder {str(folder)!r} does not exist")
     if not folder.is_dir():
         raise GuardError(f"cannot write the {what} {str(path)!r}: {str(folder)!r} is not a folder")
-    try:  # a real write: os.access is wrong for root, read-only mounts and ACLs
-        fd, probe = tempfile.mkstemp(prefix=f".{path.name[:32]}.", suffix=".probe", dir=folder)
-        try:
-            os.close(fd)
-        finally:  # a SIGTERM (raised as Terminated) here must not leave the probe behind
-            os.unlink(probe)
+    try:
+        probe_write(folder, path.name)
     except OSError as e:
         raise GuardError(f"cannot write the {what} {str(path)!r}: {e.strerror or e}") from None
 

@@ -49,13 +49,39 @@ def terminated() -> bool:
     return _terminated
 
 
+#: Depth of ``sigterm_held`` blocks, and whether a SIGTERM waits for the outermost to end.
+_held = 0
+_pending = False
+
+
 def _terminate(signum, frame) -> None:
-    global _terminated
+    global _terminated, _pending
     _terminated = True
     # The request is made: the same signal sent to the group a moment later (`timeout`) must neither
     # raise again inside the clean-up nor kill the process by default before it has said so.
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if _held:
+        _pending = True
+        return
     raise Terminated()
+
+
+@contextlib.contextmanager
+def sigterm_held() -> Iterator[None]:
+    """A SIGTERM (under ``raise_on_sigterm``) that lands inside is raised as ``Terminated`` when the
+    block ends, not midway: for steps that must happen together or not at all, such as creating a
+    temporary file and taking its name (a ``Terminated`` raised inside ``mkstemp``, after the file
+    exists and before its name is known, left it behind: seen under load, where the signal came as
+    the file appeared)."""
+    global _held, _pending
+    _held += 1
+    try:
+        yield
+    finally:
+        _held -= 1
+    if not _held and _pending:
+        _pending = False
+        raise Terminated()
 
 
 @contextlib.contextmanager

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from .config import CELL_INITS, COMPILED_MATH, Config, ConfigError, from_dict
-from .files import atomic_write
+from .files import atomic_write, probe_write
 from .guards import GuardError
 from .inference import LEGACY_NAMES, weight_shapes
 from .memory_profile import lags_for, peak
@@ -328,11 +327,7 @@ def check_writable(path: str | os.PathLike) -> Path:
         reason = e.strerror or str(e)
         raise RunFileError(f"cannot write the output {str(path)!r}: cannot create its folder ({reason})") from None
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=folder)
-        try:
-            os.close(fd)
-        finally:
-            os.unlink(tmp)
+        probe_write(folder, path.name)
     except OSError as e:
         reason = e.strerror or str(e)
         raise RunFileError(f"cannot write the output {str(path)!r}: {reason}") from None

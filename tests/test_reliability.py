@@ -594,7 +594,9 @@ def test_sigterm_while_tensorflow_loads_says_so(tmp_path, delay):
     os.killpg(proc.pid, signal.SIGTERM)
     err = proc.stderr.read()
     code = proc.wait(timeout=120)
-    if code == 0:
+    if code == 0 or "\ncompleted: " in err:
+        # Trained and saved to the end first; a SIGTERM in the last moments of the exit then kills it
+        # outright (-15; 143 to a shell), with nothing left to save or say.
         pytest.skip(f"trained to the end within {delay} s of its first line")
     assert code == 143, err
     assert_one_line_error(err, "interrupted before the first epoch ended; nothing written")

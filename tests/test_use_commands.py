@@ -337,3 +337,48 @@ def test_plot_states_refuses_bad_requests(run_file, args, fragment):
 def test_plot_states_refuses_a_diverged_run(tmp_path):
     diverged = save_run(Run(config=Config(epochs=1, total_series_length=150), status="diverged"), tmp_path / "d.npz")
     _one_error_line(invoke(["plot", diverged, "--states"]), "diverged")
+
+
+@pytest.fixture
+def sigterm_raises():
+    """``raise_on_sigterm`` as the commands run under it; the process's handler and flag restored after."""
+    import signal
+
+    from echo_rnn_cli import interrupts
+
+    before = signal.getsignal(signal.SIGTERM)
+    try:
+        with interrupts.raise_on_sigterm():
+            yield interrupts
+    finally:
+        signal.signal(signal.SIGTERM, before)
+        interrupts._terminated = interrupts._pending = False
+
+
+@pytest.mark.parametrize("make", ["mkstemp", "mkdtemp"])
+def test_a_sigterm_as_the_temporary_appears_leaves_nothing_behind(tmp_path, monkeypatch, sigterm_raises, make):
+    """The race the group-signal test above caught under load: the signal lands as ``mkstemp``
+    (``mkdtemp`` for a SavedModel) returns, after the file exists and before its name is known.
+    Here its handler runs at exactly that moment, as Python would run it there."""
+    import signal
+    import tempfile
+
+    from echo_rnn_cli.export import _save_savedmodel
+    from echo_rnn_cli.files import atomic_write
+
+    import echo_rnn_cli._tf  # noqa: F401 - loaded first: its compile cache makes a folder of its own
+
+    real = getattr(tempfile, make)
+
+    def then_sigterm(*args, **kwargs):
+        made = real(*args, **kwargs)
+        signal.getsignal(signal.SIGTERM)(signal.SIGTERM, None)
+        return made
+
+    monkeypatch.setattr(tempfile, make, then_sigterm)
+    with pytest.raises(sigterm_raises.Terminated):
+        if make == "mkstemp":
+            atomic_write(tmp_path / "out.npz", lambda tmp: tmp.write_bytes(b"never"))
+        else:
+            _save_savedmodel(None, tmp_path / "served")
+    assert list(tmp_path.iterdir()) == []

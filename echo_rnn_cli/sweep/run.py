@@ -7,7 +7,6 @@ import contextlib
 import math
 import os
 import stat
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -15,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Config, ConfigError, program_key
-from ..files import atomic_write_bytes
+from ..files import atomic_write_bytes, probe_write
 from ..memory import check_models
 from .executors.local import default_jobs, run_here, run_pool
 from .executors.ray import cluster_cpus, connect_ray, disconnect_ray, import_ray, resolve_ray_address, run_ray
@@ -94,9 +93,7 @@ def prepare(base: Config, grid: Mapping[str, Sequence[Any]], seeds: int, out_dir
         raise ConfigError(f"--out-dir {str(out)!r} is a file, not a folder")
     try:
         out.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".probe.", dir=out)
-        os.close(fd)
-        os.unlink(probe)
+        probe_write(out)
     except OSError as e:
         raise ConfigError(f"--out-dir {str(out)!r} cannot be written: {e.strerror or e}") from None
     for name in [MANIFEST, *(p.file for p in points)]:
