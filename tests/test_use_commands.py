@@ -363,10 +363,9 @@ def test_a_sigterm_as_the_temporary_appears_leaves_nothing_behind(tmp_path, monk
     import signal
     import tempfile
 
+    import echo_rnn_cli._tf  # noqa: F401 - loaded first: its compile cache makes a folder of its own
     from echo_rnn_cli.export import _save_savedmodel
     from echo_rnn_cli.files import atomic_write
-
-    import echo_rnn_cli._tf  # noqa: F401 - loaded first: its compile cache makes a folder of its own
 
     real = getattr(tempfile, make)
 
