@@ -91,7 +91,7 @@ def run_worker(models: int, epochs: int, device: str, cell: str = "rnn") -> dict
         c0 = configs[0]
         # Every setting that shapes the program, so the timed program is the one the trainer ran.
         fn = compiled_train_epoch(c0.optimizer, c0.num_classes, c0.snapshot_every, c0.cell, c0.num_layers,
-                                  c0.stride_steps, c0.math, c0.clip_norm)
+                                  c0.stride_steps, group.math, c0.clip_norm)
         traces = fn.experimental_get_tracing_count()
         calls = []
         for _ in range(max(3, min(10, epochs))):

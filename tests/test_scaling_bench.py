@@ -134,3 +134,14 @@ def test_torch_worker_times_a_real_loop():
     out = run_worker("--framework", "pytorch", "--cell", "gru", "--state", "4", "--windows", "20", "--epochs", "1")
     assert 0 < out["best_us"] == min(out["per_window_us"], out["one_thread_us"])
     assert out["torch_threads"] >= 1
+
+
+@pytest.mark.slow  # two default epochs, trained and then timed alone
+@pytest.mark.parametrize("cell", ["rnn", "lstm"])
+def test_bench_worker_times_the_program_the_trainer_ran(cell):
+    """bench.py's worker, on the default path (``--math auto``): it asked the compiled epoch for
+    the config's 'auto' and failed ('unknown math mode') until it took the mode the trainer used."""
+    import bench
+
+    out = bench.run_worker(1, 2, "cpu", cell)
+    assert out["compiled_window_us"] > 0 and out["retraced"] == 0 and out["device"] == "/CPU:0"
