@@ -72,8 +72,8 @@ def test_ci_lists_the_slowest_tests_and_the_readme_names_the_quick_subset():
     (test_command,) = [c for c in setup_commands() if "pytest" in c]
     # Two workers, each taking whole files (a file's tests share its fixtures and trained runs).
     assert test_command.endswith("-m pytest -n 2 --dist loadfile --durations=15")
-    assert '.venv-test/bin/python -m pytest -m "not slow"' in commands(QUICK_START)
-    assert '.venv-test/bin/python -m pytest -m "not slow"' in commands(PAGES["docs/setup.md"])
+    assert '.venv-test/bin/python -m pytest -m "not slow" -n 2 --dist loadfile' in commands(QUICK_START)
+    assert '.venv-test/bin/python -m pytest -m "not slow" -n 2 --dist loadfile' in commands(PAGES["docs/setup.md"])
     markers = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]["markers"]
     assert any(m.startswith("slow:") for m in markers)
 
