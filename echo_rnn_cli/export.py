@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -107,19 +106,7 @@ def _replace_folder(tmp: Path, path: Path) -> None:
             os.replace(path, old / path.name)
         os.replace(tmp, path)
     if old is not None:
-        _remove_tree(old)
-
-
-def _remove_tree(path: Path, patience_s: float = 5.0) -> None:
-    """Remove a staging folder for good. One ``rmtree`` is not always enough: interrupted by SIGTERM
-    under load, TensorFlow's writer threads were seen still adding files while it ran, and the
-    folder (emptied, refilled) stayed behind; so remove it again until it is gone or time is up."""
-    deadline = time.monotonic() + patience_s
-    while True:
-        shutil.rmtree(path, ignore_errors=True)
-        if not path.exists() or time.monotonic() > deadline:
-            return
-        time.sleep(0.05)
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _save_savedmodel(model, path: Path) -> None:
@@ -135,7 +122,7 @@ def _save_savedmodel(model, path: Path) -> None:
         _replace_folder(tmp, path)
     finally:
         if staging is not None:
-            _remove_tree(staging)
+            shutil.rmtree(staging, ignore_errors=True)
 
 
 def export_model(run: Any, out_path: str | os.PathLike, fmt: str = "keras") -> Path:

@@ -193,27 +193,41 @@ def flip_effects(w, cell: str, num_layers: int, num_classes: int, symbols: np.nd
     return out
 
 
-def memory_profile(weights: dict[str, np.ndarray], config: Any, base=None) -> np.ndarray:
+def memory_profile(weights: dict[str, np.ndarray], config: Any) -> np.ndarray:
     """[L + 1]: the mean change in the probability of the predicted symbol when the input k steps
     back is flipped, over ``ROWS`` x ``FLIPS_PER_ROW`` flips of the held-out series (each flip
-    measured by itself, after a warm-up of L steps). ``base``: ``base_run``'s result, if made."""
-    lags, w = lags_for(config), _weights64(weights)
-    symbols = held_out(config)
-    rows = symbols.shape[0]
+    measured by itself, after a warm-up of L steps)."""
+    return _profile(_Held.of(weights, config))
+
+
+@dataclass(frozen=True)
+class _Held:
+    """What the profile and the reach share: the weights in float64, the held-out symbols and the
+    network's run over them from a zero state (made once a record)."""
+
+    config: Any
+    w: dict[str, np.ndarray]
+    symbols: np.ndarray
+    states: list
+
+    @classmethod
+    def of(cls, weights: dict[str, np.ndarray], config: Any) -> _Held:
+        w, symbols = _weights64(weights), held_out(config)
+        states, _ = _run(w, config.cell, config.num_layers, config.num_classes, symbols)
+        return cls(config, w, symbols, states)
+
+
+def _profile(held: _Held) -> np.ndarray:
+    c = held.config
+    lags, rows = lags_for(c), held.symbols.shape[0]
     # Fewer flips a row where several symbols stand in for each: the cost stays that of 2 classes.
-    per_row = max(2, FLIPS_PER_ROW // min(config.num_classes - 1, MAX_SUBSTITUTES))
+    per_row = max(2, FLIPS_PER_ROW // min(c.num_classes - 1, MAX_SUBSTITUTES))
     row_of = np.repeat(np.arange(rows), per_row)
     starts = np.tile(lags + np.arange(per_row), rows)
-    rng = rng_for(config.seed, MEMORY_STREAM, 1)
-    change = flip_effects(w, config.cell, config.num_layers, config.num_classes, symbols, row_of, starts, lags, rng,
-                          base=base)
+    rng = rng_for(c.seed, MEMORY_STREAM, 1)
+    change = flip_effects(held.w, c.cell, c.num_layers, c.num_classes, held.symbols, row_of, starts, lags, rng,
+                          base=(held.states, None))
     return change.mean(axis=0)
-
-
-def base_run(weights: dict[str, np.ndarray], config: Any):
-    """The network over the held-out series from a zero state (``_run``'s result), which the profile
-    and the reach share."""
-    return _run(_weights64(weights), config.cell, config.num_layers, config.num_classes, held_out(config))
 
 
 # --- the gradient's reach ------------------------------------------------------------------------
@@ -266,25 +280,25 @@ def window_gradients(w, cell: str, num_layers: int, num_classes: int, symbols: n
     return grads
 
 
-def gradient_reach(weights: dict[str, np.ndarray], config: Any, base=None) -> np.ndarray:
+def gradient_reach(weights: dict[str, np.ndarray], config: Any) -> np.ndarray:
     """[layers, L + 1]: the mean norm of d loss / d h, k steps back from a window's end, over the
-    held-out rows (one window each, after a warm-up of whole windows); 0 from the window's length on.
-    ``base``: ``base_run``'s result, if made (its states after the warm-up are the ones carried in)."""
-    lags, w, steps = lags_for(config), _weights64(weights), config.truncated_backprop_length
-    symbols = held_out(config)
-    targets = np.roll(symbols, config.echo_step, axis=1)  # the echo; the first steps are warm-up only
-    warm = -(-lags // steps) * steps                      # whole windows, as training cuts them
-    if warm + steps > symbols.shape[1]:
-        extra = rng_for(config.seed, MEMORY_STREAM, 2).integers(0, config.num_classes, (symbols.shape[0], steps))
+    held-out rows (one window each, after a warm-up of whole windows); 0 from the window's length on."""
+    return _reach(_Held.of(weights, config))
+
+
+def _reach(held: _Held) -> np.ndarray:
+    c, w, symbols, states = held.config, held.w, held.symbols, held.states
+    lags, steps = lags_for(c), c.truncated_backprop_length
+    warm = -(-lags // steps) * steps  # whole windows, as training cuts them
+    if warm + steps > symbols.shape[1]:  # a window longer than the lags measured (they stop at MAX_LAGS)
+        extra = rng_for(c.seed, MEMORY_STREAM, 2).integers(0, c.num_classes, (symbols.shape[0], steps))
         symbols = np.concatenate([symbols, extra.astype(np.int32)], axis=1)
-        targets = np.roll(symbols, config.echo_step, axis=1)
-    cell, layers, classes = config.cell, config.num_layers, config.num_classes
-    if base is None or base[0][0][0].shape[1] < warm:
-        base = _run(w, cell, layers, classes, symbols[:, :warm])
-    states = base[0]
-    grads = window_gradients(w, cell, layers, classes, symbols[:, warm:warm + steps], targets[:, warm:warm + steps],
-                             _state_at(states, warm - 1))
-    reach = np.zeros((layers, lags + 1))
+    if states[0][0].shape[1] < warm:
+        states, _ = _run(w, c.cell, c.num_layers, c.num_classes, symbols[:, :warm])
+    targets = np.roll(symbols, c.echo_step, axis=1)  # the echo; the first steps are warm-up only
+    grads = window_gradients(w, c.cell, c.num_layers, c.num_classes, symbols[:, warm:warm + steps],
+                             targets[:, warm:warm + steps], _state_at(states, warm - 1))
+    reach = np.zeros((c.num_layers, lags + 1))
     for layer, g in enumerate(grads):
         norms = np.linalg.norm(g[:, ::-1], axis=-1).mean(axis=0)  # k steps back from the end
         reach[layer, : min(steps, lags + 1)] = norms[: lags + 1]
@@ -292,10 +306,10 @@ def gradient_reach(weights: dict[str, np.ndarray], config: Any, base=None) -> np
 
 
 def record(weights: dict[str, np.ndarray], config: Any) -> Profile:
-    """The memory profile and the gradient's reach of one network (what the trainer stores)."""
-    base = base_run(weights, config)
-    return Profile(memory_profile(weights, config, base).astype(np.float32),
-                   gradient_reach(weights, config, base).astype(np.float32))
+    """The memory profile and the gradient's reach of one network (what the trainer stores), from
+    one run over the held-out series."""
+    held = _Held.of(weights, config)
+    return Profile(_profile(held).astype(np.float32), _reach(held).astype(np.float32))
 
 
 # --- echo --explain ------------------------------------------------------------------------------

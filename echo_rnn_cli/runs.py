@@ -212,6 +212,8 @@ class Run:
         def num(v: float) -> float | None:
             return None if not np.isfinite(v) else float(v)
 
+        lag, share = self.memory_peak
+
         return {
             "output": output,
             "status": self.status,
@@ -225,8 +227,8 @@ class Run:
             "device": self.device,
             "init_used": self.init_used,
             "math_used": self.math_used,
-            "memory_lag": self.memory_peak[0],
-            "memory_share": None if self.memory_peak[1] is None else round(self.memory_peak[1], 4),
+            "memory_lag": lag,
+            "memory_share": None if share is None else round(share, 4),
             "config": self.config.to_dict(),
         }
 

@@ -11,7 +11,6 @@ still alive), ``evaluate_models`` scores the held-out series and ``build_runs`` 
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as _dt
 import math
 import platform
@@ -626,10 +625,10 @@ class _Trace:
 
         shape = (c.batch_size, c.truncated_backprop_length)
         lags = lags_for(c)
+        before = (None, None, None)
         if prev is not None:  # the record where the previous call ended, if off the schedule, is superseded
             keep = np.array([e == 0 or records_after(int(e)) for e in prev.memory_epoch], bool)
-            prev = dataclasses.replace(prev, memory_epoch=prev.memory_epoch[keep],
-                                       memory_profile=prev.memory_profile[keep], memory_reach=prev.memory_reach[keep])
+            before = prev.memory_epoch[keep], prev.memory_profile[keep], prev.memory_reach[keep]
         return Run(
             config=c,
             loss=cat(self.loss, prev.loss if prev else None, np.float32),
@@ -641,11 +640,9 @@ class _Trace:
             snapshot_targets=cat(self.snap_y, prev.snapshot_targets if prev else None, np.int32, shape),
             snapshot_probs=cat(self.snap_p, prev.snapshot_probs if prev else None, np.float32,
                                (*shape, c.num_classes)),
-            memory_epoch=cat([np.array(self.mem_epoch, np.int32)], prev.memory_epoch if prev else None, np.int32),
-            memory_profile=cat([np.reshape(self.mem_profile, (-1, lags + 1))],
-                               prev.memory_profile if prev else None, np.float32),
-            memory_reach=cat([np.reshape(self.mem_reach, (-1, c.num_layers, lags + 1))],
-                             prev.memory_reach if prev else None, np.float32),
+            memory_epoch=cat([np.array(self.mem_epoch, np.int32)], before[0], np.int32),
+            memory_profile=cat([np.reshape(self.mem_profile, (-1, lags + 1))], before[1], np.float32),
+            memory_reach=cat([np.reshape(self.mem_reach, (-1, c.num_layers, lags + 1))], before[2], np.float32),
         )
 
 
