@@ -13,6 +13,15 @@ from . import native_stderr, xla_cache
 # own messages instead), and keep oneDNN's reordered float sums out so CPU runs are bit-reproducible.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+# One intra-op thread. XLA's CPU runtime hands each of a compiled program's kernels (a few
+# hundred a window, each a few microseconds) to TensorFlow's intra-op pool, so with a pool of
+# several threads consecutive kernels of one chain of dependent steps wake each other on other
+# cores: a 64-unit LSTM's window took 555 us so and 341 us on one thread (the GRU 251 against
+# 177, at 4 units 51 against 30; the tanh cell, a few kernels a step, the same), idle 2-core AMD
+# EPYC, benchmarks/RESULTS.md. Nothing here is large enough to gain from a second thread; the
+# held-out evaluation still compiles on another core (a Python thread), and a sweep runs a
+# process per core. TF_NUM_INTRAOP_THREADS set by the user wins.
+os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
 
 
 def _add_flag(variable: str, flags: str) -> None:
