@@ -25,7 +25,9 @@ from .model import (
     _outer_sum,
     _recur,
     _rows,
+    dot_ready,
     fast_dot,
+    fast_math,
     input_width,
     log_softmax_ml,
     matmul,
@@ -194,7 +196,7 @@ def _back_matrix(w):
     """w [K, N, M] as the backward loop multiplies by its transpose (``_back_mv``): in fast mode
     transposed here, once, outside the step loop (else XLA transposes it for the dot in every
     step: 13 us of a 64-unit LSTM's step); in exact mode as it is."""
-    return tf.transpose(w, [1, 0, 2]) if fast_dot(w.shape[1]) else w
+    return dot_ready(tf.transpose(w, [1, 0, 2])) if fast_dot(w.shape[1]) else w
 
 
 def _back_mv(v, wb):
@@ -215,20 +217,30 @@ def _layer_forward(cell: str, kernel, recurrent, bias, u, first: tuple, keep: bo
     [z, r], the candidate and the recurrent part of its pre-activation.
     """
     xw = _input_part(cell, u, kernel, bias)
-    R = recurrent
+    R = dot_ready(recurrent) if fast_dot(recurrent.shape[0]) else recurrent  # made once, outside the loop
     size = recurrent.shape[0]
     if cell == "rnn":
         rows = _rows(recurrent)
         return (_recur(lambda s, xw_t: tf.tanh(xw_t + _matvec(s, rows)), first[0], (xw,), unroll=unroll),)
 
+    def lstm_gates(z):
+        return tf.concat([tf.sigmoid(z[..., :2 * size, :]), tf.tanh(z[..., 2 * size:3 * size, :]),
+                          tf.sigmoid(z[..., 3 * size:, :])], axis=-2)
+
     def lstm(carry, xw_t):
         h, c = carry
         z = xw_t + _mv(h, R)
-        gates = tf.concat([tf.sigmoid(z[:, :2 * size]), tf.tanh(z[:, 2 * size:3 * size]),
-                           tf.sigmoid(z[:, 3 * size:])], axis=1)
+        gates = lstm_gates(z)
         c = gates[:, size:2 * size] * c + gates[:, :size] * gates[:, 2 * size:3 * size]
         h = gates[:, 3 * size:] * tf.tanh(c)
-        return (h, c), ((h, c, gates) if keep else (h, c))
+        # Fast math keeps the pre-activations and forms the gates of all steps after the loop, in
+        # one go (the same operations on the same numbers): written out in the step, each gate
+        # was a kernel of its own, 7 a step instead of 3.
+        return (h, c), ((h, c, z if fast_math() else gates) if keep else (h, c))
+
+    if cell == "lstm" and keep and fast_math():
+        h, c, z = _scan(lstm, tuple(first), (xw,), unroll=unroll)
+        return h, c, lstm_gates(z)
 
     def gru(carry, xw_t):
         h = carry[0]
@@ -345,6 +357,8 @@ def _through_time(cell: str, recurrent, first: tuple, outs: tuple, dh_ext, unrol
     constant, which is truncated backpropagation. Returns the pre-activation gradients of all
     steps: (of the input part, of the recurrent part), [B, T, G*S, M] each."""
     factors, local, back = _cell_backward(cell, recurrent, first, outs)
+    if cell == "lstm" and fast_math() and dh_ext.shape[1] > 1:
+        return _through_time_emitting(factors, local, back, first, dh_ext, unroll)
     zero = tuple(tf.zeros_like(s) for s in first)
     carried = tuple(z[:, None] for z in zero)  # nothing comes back into the window's last step
     steps = dh_ext.shape[1]
@@ -360,6 +374,31 @@ def _through_time(cell: str, recurrent, first: tuple, outs: tuple, dh_ext, unrol
             earlier = _scan(step, zero, inputs, reverse=True, unroll=unroll)
         carried = tuple(tf.concat([e, c], axis=1) for e, c in zip(earlier, carried, strict=True))
     return local(dh_ext, carried, factors)
+
+
+def _through_time_emitting(factors, local, back, first: tuple, dh_ext, unroll):
+    """``_through_time`` for fast math's gated cells: each step of the loop hands out its own
+    pre-activation gradients, which it forms anyway for its matrix product, instead of carrying
+    back only what flows into the step before it and forming all steps' gradients again after the
+    loop (XLA formed them there once for each use: 3 times for a 64-unit LSTM, more than a
+    quarter of its backward pass). The same operations on the same numbers, so the same bits."""
+    same = []  # whether local() hands out one tensor twice (the LSTM's dxw is its dhz)
+
+    def step(carry, dh_t, *f_t):
+        grads = local(dh_t, carry, f_t)
+        same.append(grads[0] is grads[1])
+        carry = back(dh_t, carry, f_t)
+        return carry, (*grads[:1 if same[-1] else 2], *carry)
+
+    zero = tuple(tf.zeros_like(s) for s in first)
+    outs = _scan(step, zero, (dh_ext[:, 1:], *(f[:, 1:] for f in factors)), reverse=True, unroll=unroll)
+    grads, carried = outs[:len(outs) - len(zero)], outs[len(outs) - len(zero):]
+    grads = grads * 2 if same[0] else grads
+    # Step 0's from what step 1 carried back into it: the loop never runs the matrix product
+    # that would carry back past the window's start.
+    into_first = tuple(c[:, 0] for c in carried)
+    at_first = local(dh_ext[:, 0], into_first, tuple(f[:, 0] for f in factors))
+    return tuple(tf.concat([g0[:, None], g], axis=1) for g0, g in zip(at_first, grads, strict=True))
 
 
 def _softmax_loss(logits, y, num_classes: int, stride: int):

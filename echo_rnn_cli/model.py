@@ -18,7 +18,7 @@ gets bit for bit the numbers it gets alone (see ``steps`` for the one exception 
 and for these tiny sizes the fused loops beat library calls anyway. Past CHAIN_MAX_TERMS (128
 units, classes or terms) products fall back to dot ops, to keep the program small, and that
 promise is not made. Nor is it in fast mode (``math_mode("fast")``, the ``--math fast``
-setting), where every product is a dot op and every sum a reduction: from about 16 units on the
+setting), where every product of 16 terms or more is a dot op (sums stay chains): from about 16 units on the
 library kernels win, by 13-36x at 64 and 128 units.
 """
 
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import dataclasses
 from typing import NamedTuple
 
 import numpy as np
@@ -140,7 +141,7 @@ def _rows(w, axis: int = 0):
     rows [N, M] in a list, made once outside the step loops; or, past CHAIN_MAX_TERMS or in fast
     mode, [K, N, M]."""
     if w.shape[axis] > CHAIN_MAX_TERMS or fast_dot(w.shape[axis]):
-        return w if axis == 0 else tf.transpose(w, [1, 0, 2])
+        return dot_ready(w if axis == 0 else tf.transpose(w, [1, 0, 2]))
     return tf.unstack(w, axis=axis)
 
 
@@ -156,10 +157,38 @@ def _matvec(v, rows):
     return tf.add_n([vk[..., None, :] * wk for vk, wk in zip(tf.unstack(v, axis=-2), rows, strict=True)])
 
 
+@dataclasses.dataclass(frozen=True)
+class ModelsFirst:
+    """A weight [K, N, M] held as each model's K x N matrix with the models first, [M, K, N]: what
+    XLA's dot takes as a batched product. Made once, outside the step loops (``dot_ready``)."""
+
+    mf: tf.Tensor
+
+    @property
+    def shape(self):
+        return tf.TensorShape([*self.mf.shape[1:], self.mf.shape[0]])
+
+
+def dot_ready(w):
+    """A weight [K, N, M] as ``matmul`` multiplies by it fastest: itself for one model (XLA drops
+    the model axis), else ``ModelsFirst``."""
+    return w if isinstance(w, ModelsFirst) or w.shape[-1] == 1 else ModelsFirst(models_first(w))
+
+
 def matmul(v, w, transpose: bool = False):
     """[..., K, M] times each model's K x N matrix w [K, N, M] (or, transposed, [..., N, M] times
-    w's transpose) -> [..., N, M] (or [..., K, M]): one dot op, batched over the models."""
-    return tf.einsum("...nm,knm->...km" if transpose else "...km,knm->...nm", v, w)
+    w's transpose) -> [..., N, M] (or [..., K, M]): one dot op, batched over the models.
+
+    Several models are multiplied models first: XLA's dot wants its batch dimension leading, and
+    with the models last it transposed both operands in every step or left the library kernel out
+    (a 64-unit LSTM step's product for 16 models: 298 us so, 55 us models first)."""
+    if not isinstance(w, ModelsFirst) and w.shape[-1] == 1:
+        return tf.einsum("...nm,knm->...km" if transpose else "...km,knm->...nm", v, w)
+    wf = dot_ready(w).mf
+    models, lead = wf.shape[0], v.shape[:-2]
+    vf = tf.reshape(models_first(v), [models, -1, v.shape[-2]])
+    out = tf.matmul(vf, wf, transpose_b=transpose)  # [M, rows, N]
+    return models_last(tf.reshape(out, [models, *lead, out.shape[-1]]))
 
 
 def sum_leading(a):
@@ -169,10 +198,10 @@ def sum_leading(a):
     lanes (a reduce over outer axes becomes a scalar loop per output element), and its order of
     additions is fixed by the code, whatever M is. Long sums are chained in blocks of
     CHAIN_MAX_TERMS, then the block sums chained again, so the program stays small; the last
-    block is padded with zeros, which add exactly. In fast mode: a reduce op.
+    block is padded with zeros, which add exactly. Fast math sums so too: XLA's reduce op over the
+    leading axis ran as a scalar loop per output, up to 20x slower at 16 models of 64 units (the
+    LSTM's bias gradients: 1.3 ms a window).
     """
-    if fast_math():
-        return tf.reduce_sum(a, axis=0)
     while a.shape[0] > CHAIN_MAX_TERMS:
         blocks = -(-a.shape[0] // CHAIN_MAX_TERMS)
         pad = blocks * CHAIN_MAX_TERMS - a.shape[0]
@@ -192,7 +221,11 @@ def _outer_sum(u, v):
     formed term by term so that the fused loop never writes out the [B, T, K, N, M] products."""
     u, v = tf.reshape(u, [-1, *u.shape[2:]]), tf.reshape(v, [-1, *v.shape[2:]])
     if fast_dot(min(u.shape[1], v.shape[1])):
-        return tf.einsum("rkm,rnm->knm", u, v)
+        # Models first, as matmul; u transposed by a copy of its own, so that the product is the
+        # same plain batched dot for any number of models (left to the dot, the transposed operand
+        # was read in a way that changed the sums' order once there were several models).
+        ut = tf.transpose(u, [2, 1, 0])  # [M, K, rows]
+        return models_last(tf.matmul(ut, models_first(v)))
     if u.shape[0] > CHAIN_MAX_TERMS:
         return sum_leading(u[:, :, None, :] * v[:, None, :, :])
     return tf.add_n([a * b for a, b in zip(tf.unstack(u[:, :, None, :]), tf.unstack(v[:, None, :, :]), strict=True)])

@@ -39,15 +39,19 @@ def over_root(x, y):
 
 
 def clip_global_norm(g, clip_norm: float):
-    """Gradients [P, M] (a model's weights packed in P, models last) scaled per model so that their
-    global norm is at most ``clip_norm``: Keras's ``global_clipnorm`` and PyTorch's
-    ``clip_grad_norm_``, written so that gradients within the bound stay exactly as they are (the
-    factor is exactly 1), and the norm's sum of squares is a chain of adds in a fixed order
-    (``model.sum_leading``), so a model clipped among others is clipped exactly as alone. A
-    non-finite norm gives non-finite weights, which the trainer reports as a divergence."""
-    norm = tf.sqrt(sum_leading(g * g))  # [M]
+    """Gradients [P, M] (a model's weights packed in P, models last), or a tuple of such blocks
+    [..., M], scaled per model so that their global norm is at most ``clip_norm``: Keras's
+    ``global_clipnorm`` and PyTorch's ``clip_grad_norm_``, written so that gradients within the
+    bound stay exactly as they are (the factor is exactly 1), and the norm's sum of squares is a
+    chain of adds in a fixed order (``model.sum_leading``, then block after block), so a model
+    clipped among others is clipped exactly as alone. A non-finite norm gives non-finite weights,
+    which the trainer reports as a divergence."""
+    blocks = g if isinstance(g, tuple) else (g,)
+    squares = [sum_leading(tf.reshape(b * b, [-1, b.shape[-1]])) for b in blocks]  # each [M]
+    norm = tf.sqrt(squares[0] if len(squares) == 1 else tf.add_n(squares))
     # The divisor is max(norm, clip), never a bare sqrt: see over_root.
-    return g * (clip_norm / tf.maximum(norm, clip_norm))
+    factor = clip_norm / tf.maximum(norm, clip_norm)
+    return tuple(b * factor for b in blocks) if isinstance(g, tuple) else g * factor
 
 
 def initial_slot_values(name: str) -> tuple[float, float]:
