@@ -38,6 +38,12 @@ COMPILED_MATH = ("exact", "fast")
 #: measured fast as the faster at that size and every larger one (benchmarks/crossover.md, recorded
 #: with `--math exact,fast --states 4,8,16,32`; at a tie, exact). The tutorial's 4 units stay exact.
 FAST_MATH_FROM = {"rnn": 32, "lstm": 16, "gru": 16}
+#: A sweep trains points of one program side by side in one compiled program only below this many
+#: units, per cell: where benchmarks/scaling.py measured a model among 16 (``--seeds 16``) cheaper
+#: per window than the model alone (benchmarks/grouping.md, `--seeds 1,16 --states 4,16,32,64`; a tie
+#: counts as slower); from there on, each point alone.
+#: ``train --seeds`` always trains its models together, as asked.
+GROUP_BELOW = {"rnn": 64, "lstm": 32, "gru": 32}
 #: ``init`` schemes; 'auto' is ``Config.init_scheme``: the tutorial's weights for the tutorial's
 #: network (a tanh cell of 4 units, one layer), Keras's layer defaults everywhere else.
 INITS = ("auto", "tutorial", "glorot", "keras")
@@ -47,7 +53,7 @@ TUTORIAL_NETWORK = (4, 1)
 CELL_INITS = {"rnn": ("tutorial", "glorot", "keras"), "lstm": ("keras",), "gru": ("keras",)}
 
 __all__ = ["CELLS", "CELL_INITS", "COMPILED_MATH", "DEVICES", "FAST_MATH_FROM",
-           "FLOAT32_MAX", "FLOAT32_TINY", "GRID_KEYS", "INITS", "MATH_MODES",
+           "FLOAT32_MAX", "FLOAT32_TINY", "GRID_KEYS", "GROUP_BELOW", "INITS", "MATH_MODES",
            "OPTIMIZERS",
            "PER_MODEL_KEYS",
            "RESUMABLE_CHANGES", "SETTINGS", "Config", "ConfigError", "Setting", "config_warnings",
@@ -133,6 +139,11 @@ class Config:
         if self.math != "auto":
             return self.math
         return "fast" if self.state_size >= FAST_MATH_FROM[self.cell] else "exact"
+
+    @property
+    def groups_well(self) -> bool:
+        """Whether a sweep trains this point beside others of its program (``GROUP_BELOW``)."""
+        return self.state_size < GROUP_BELOW[self.cell]
 
     @property
     def is_tutorial_network(self) -> bool:

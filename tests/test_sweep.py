@@ -108,6 +108,19 @@ def test_expand_grid_validates_every_point_before_training():
         expand_grid(Config(**SMALL), {"seed": [1, 2]}, seeds=2)
 
 
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_points_train_together_only_below_the_measured_crossover(cell):
+    """Below GROUP_BELOW a model among others costs less per window than alone, so a sweep's seeds
+    share a program; from it on, grouping was measured slower, so each point trains alone."""
+    from echo_rnn_cli.config import GROUP_BELOW
+
+    for state, grouped in ((GROUP_BELOW[cell] // 2, True), (GROUP_BELOW[cell], False)):
+        points = expand_grid(Config(**SMALL, cell=cell, state_size=state), {}, seeds=4)
+        tasks = make_tasks(points, workers=1)
+        assert [len(t) for t in tasks] == ([4] if grouped else [1, 1, 1, 1]), (cell, state)
+        assert sorted(p.name for t in tasks for p in t) == sorted(p.name for p in points)
+
+
 def test_points_sharing_shapes_train_together_and_groups_split_for_workers():
     base = Config(**SMALL)
     points = expand_grid(base, {"echo_step": [1, 2, 3, 5], "truncated_backprop_length": [3, 5, 8, 15]})

@@ -61,11 +61,13 @@ class SweepResult:
 
 
 def make_tasks(points: Sequence[Point], workers: int) -> list[list[Point]]:
-    """Group points that one compiled program can train together; split the largest groups while
-    there are fewer groups than workers. Largest first, so the long tasks start early."""
+    """Group points that one compiled program can train together, where that is faster than one
+    at a time (``Config.groups_well``; other points are tasks of their own); split the largest
+    groups while there are fewer groups than workers. Largest first, so the long tasks start early."""
     groups: dict[tuple, list[Point]] = {}
     for p in points:
-        groups.setdefault(program_key(p.config), []).append(p)
+        key = program_key(p.config) if p.config.groups_well else (p.name,)
+        groups.setdefault(key, []).append(p)
     tasks = list(groups.values())
     while len(tasks) < workers:
         big = max(tasks, key=len, default=None)
