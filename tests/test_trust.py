@@ -325,12 +325,13 @@ def test_a_sigterm_after_train_saved_leaves_its_exit_code(tmp_path, background):
 
 
 @pytest.mark.slow  # a real process, signalled as it ends
-@pytest.mark.parametrize("fmt", ["keras", "savedmodel"])
-def test_a_sigterm_after_export_wrote_leaves_its_exit_code(tmp_path, fmt):
+@pytest.mark.parametrize("what", ["keras", "savedmodel", "plot"])
+def test_a_sigterm_after_export_or_plot_wrote_leaves_its_exit_code(tmp_path, what):
     """Issue 27, case 6: `wrote m.keras` printed, the model complete, then -15."""
     run = weights_run(tmp_path, 2)
-    out = "m.keras" if fmt == "keras" else "served"
-    proc = late_signal(tmp_path, ["export", run, out, "--format", fmt], background=True)
+    out = {"keras": "m.keras", "savedmodel": "served", "plot": "f.png"}[what]
+    args = ["plot", run, "--states", "-o", out] if what == "plot" else ["export", run, out, "--format", what]
+    proc = late_signal(tmp_path, args, background=True)
     assert proc.returncode == 0, proc.stderr
     assert f"wrote {out}" in proc.stderr and "Error" not in proc.stderr
 

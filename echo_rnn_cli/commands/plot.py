@@ -127,10 +127,12 @@ def _may_replace(path: Path) -> bool:
     return bool(ctx is not None and ctx.meta.get(_REPLACE, {}).get(str(path), False))
 
 
-def _save(fig, path: Path, dpi: int) -> None:
+def _save(fig, path: Path, dpi: int, final: bool) -> None:
+    """``final``: the command's last file, and no window follows: the exit code settles as it takes
+    its name (``interrupts.settle``; a window stays closable with Ctrl-C)."""
     from ..figures.common import save_figure
 
-    save_figure(fig, path, dpi=dpi, replace=_may_replace(path))
+    save_figure(fig, path, dpi=dpi, replace=_may_replace(path), final=final)
 
 
 def _output_path(output: Path | None, default: Path, inputs=()) -> Path:
@@ -264,7 +266,7 @@ def _plot_still(mode, paths, output, rows, step, log_scale, dpi, show, quiet) ->
         fig = comparison_figure(runs, log=log_scale, names=names, figure=figure)
         what = f" ({len(runs)} runs)"
     if path is not None:
-        _save(fig, path, dpi)
+        _save(fig, path, dpi, final=not window)
         _say(quiet, f"wrote {path}{what}")
     if window:
         import matplotlib.pyplot as plt
@@ -284,10 +286,10 @@ def _plot_animation(path, target, output, rows, step, log_scale, dpi, still_dpi,
     runs, names = _load((path,))
     require_windows(runs[0], names[0])
     n = animate(runs[0], target, fps=fps, rows=rows, log=log_scale, frames=frames, dpi=dpi, name=names[0],
-                replace=_may_replace(target))
+                replace=_may_replace(target), final=still is None)
     _say(quiet, f"wrote {target} ({n} frames at {fps} fps)")
     if still is not None:
-        _save(training_figure(runs[0], rows=rows, log=log_scale, name=names[0]), still, still_dpi)
+        _save(training_figure(runs[0], rows=rows, log=log_scale, name=names[0]), still, still_dpi, final=True)
         _say(quiet, f"wrote {still}")
 
 
@@ -307,7 +309,7 @@ def _plot_heatmap(folder: Path, x: str, y: str, output: Path | None, dpi: int, s
     except HeatmapError as e:
         raise UserError(str(e)) from None
     if path is not None:
-        _save(fig, path, dpi)
+        _save(fig, path, dpi, final=not window)
         _say(quiet, f"wrote {path} ({len(collected.rows)} runs)")
     _show_window(window)
 
@@ -321,7 +323,7 @@ def _plot_memory(paths: tuple[Path, ...], output: Path | None, dpi: int, show: b
     runs, names = _load(paths)
     fig = memory_figure(runs, names, figure=_window_figure(window, layout="constrained"))
     if path is not None:
-        _save(fig, path, dpi)
+        _save(fig, path, dpi, final=not window)
         records = ", ".join(str(r.memory_epoch.size) for r in runs)
         _say(quiet, f"wrote {path} ({records} memory records)")
     _show_window(window)
@@ -388,6 +390,6 @@ def _plot_states(path: Path, row: int | None, steps: int | None, output: Path | 
     except (SequenceError, WeightsError) as e:
         raise UserError(str(e)) from None
     if target is not None:
-        _save(fig, target, dpi)
+        _save(fig, target, dpi, final=not window)
         _say(quiet, f"wrote {target} ({source})")
     _show_window(window)

@@ -45,7 +45,8 @@ def animation_frames(run: Run, frames: int | None = 100) -> np.ndarray:
 
 
 def animate(run: Run, path: str | os.PathLike, fps: int = 10, rows: int | None = None, log: bool | None = None,
-            frames: int | None = 100, dpi: int = 80, *, name: str | None = None, replace: bool = True) -> int:
+            frames: int | None = 100, dpi: int = 80, *, name: str | None = None, replace: bool = True,
+            final: bool = False) -> int:
     """Replay the snapshots in order into a GIF or an MP4 (by the extension of ``path``), written
     atomically (over what is there only if ``replace``); returns the number of frames."""
     path = Path(path)
@@ -70,7 +71,7 @@ def animate(run: Run, path: str | os.PathLike, fps: int = 10, rows: int | None =
 
     render = _blitter(fig, panels, show)
     write = _write_gif if kind == "gif" else _write_mp4
-    atomic_write(path, lambda tmp: write(tmp, render, len(order), fps), replace=replace)
+    atomic_write(path, lambda tmp: write(tmp, render, len(order), fps), replace=replace, final=final)
     return int(len(order))
 
 
