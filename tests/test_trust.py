@@ -450,3 +450,27 @@ def test_a_double_sigterm_on_a_pooled_sweep_says_one_line(tmp_path):
     time.sleep(1)  # the tracker writes after the sweep has gone
     assert proc.returncode == 143, err
     assert "leaked" not in err and "resource_tracker" not in err and "Traceback" not in err, err
+
+
+@pytest.mark.parametrize("command, signum, code, message", [
+    ("echo", signal.SIGINT, 130, "Error: interrupted"),
+    ("summary", signal.SIGTERM, 143, "Error: terminated (SIGTERM)"),
+], ids=["echo-SIGINT", "summary-SIGTERM"])
+def test_a_read_only_command_signalled_midway_says_so(tmp_path, capsys, monkeypatch, command, signum, code, message):
+    """The contract's last row: `echo` and `summary` write nothing; a signal before they return is
+    its exit code and one line. The handler runs inside the run file's reading, as Python would."""
+    import echo_rnn_cli.runs as runs
+
+    run = weights_run(tmp_path, 2)
+    real_load = runs.load_run
+
+    def load_then_signal(path):
+        loaded = real_load(path)
+        signal.getsignal(signum)(signum, None)
+        return loaded
+
+    monkeypatch.setattr(runs, "load_run", load_then_signal)
+    args = ["echo", run, "0110"] if command == "echo" else ["summary", run]
+    got, out, err = run_cli(args, capsys)
+    assert got == code, err
+    assert out == "" and err.strip().splitlines()[-1] == message, err
