@@ -12,6 +12,11 @@ a handler would not run until the epoch ends, and a second Ctrl-C would not coun
 handler does write each signal's number to the wakeup fd at once, though; a thread reading that
 pipe sees every signal as it arrives (TensorFlow releases the GIL while it computes).
 
+Once a command's outcome is on disk, ``settle`` makes both signals ignored until the process
+ends, so its exit code always says what was written (issue 27: a SIGTERM as `train` shut down
+killed it after it had saved its run). Outside training, ``raise_on_sigterm`` turns them into
+exceptions, and ``files.atomic_write`` publishes nothing once one was received.
+
 Two signals within ``SAME_REQUEST_S`` of each other are one request: ``timeout`` signals the
 process and then its whole group, and a hurried double Ctrl-C means "stop", not "lose the run".
 While nothing could be saved yet (``nothing_to_lose``: before the first epoch ends, e.g. during a
@@ -150,13 +155,15 @@ def raise_on_sigterm() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, _terminate),
-                signal.SIGINT: signal.signal(signal.SIGINT, _interrupt)}
+    previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, _terminate)}
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:  # ignored in a shell's `&` job: it stays so
+        previous[signal.SIGINT] = signal.signal(signal.SIGINT, _interrupt)
     try:
         yield
     finally:
         if not _settled:
-            signal.signal(signal.SIGINT, previous[signal.SIGINT])
+            if signal.SIGINT in previous:
+                signal.signal(signal.SIGINT, previous[signal.SIGINT])
             if not terminated():  # else SIGTERM stays ignored while the process ends with 143
                 signal.signal(signal.SIGTERM, previous[signal.SIGTERM])
 
