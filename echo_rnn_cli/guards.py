@@ -133,8 +133,8 @@ def check_output(path: str | os.PathLike, *, inputs: Iterable[str | os.PathLike]
     path = Path(path)
     _check_name(path, what, folder)
     info = _existing(path, what)
-    for source in inputs:
-        if info is not None and same_file(path, Path(source)):
+    for source in inputs:  # first: "is the input" says more than what kind of file it is
+        if same_file(path, Path(source)):
             raise GuardError(f"{what} {str(path)!r} is the input {str(source)!r}; give another -o")
     if info is not None and (folder and not stat.S_ISDIR(info.st_mode)
                              or not folder and not stat.S_ISREG(info.st_mode)):

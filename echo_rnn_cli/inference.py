@@ -348,13 +348,14 @@ def run_network(weights: dict[str, Any], *, cell: str, num_layers: int, num_clas
     return Trace(probs=probs, h=hs if keep_states else [], c=cs if keep_states else None, predicted=prediction)
 
 
-def echo(run: Any, symbols: Any) -> EchoResult:
-    """The trained network of ``run`` echoing ``symbols`` (from a zero state)."""
+def echo(run: Any, symbols: Any, keep_states: bool = True) -> EchoResult:
+    """The trained network of ``run`` echoing ``symbols`` (from a zero state); without
+    ``keep_states`` its trace holds no states (``echo`` prints none)."""
     weights = run_weights(run)
     net = network_of(run.config)
     symbols = check_symbols(symbols, net["num_classes"])
     check_echo_work(run.config, symbols.shape[0])
-    trace = run_network(weights, symbols=symbols, keep_states=False, **net)
+    trace = run_network(weights, symbols=symbols, keep_states=keep_states, **net)
     return score(symbols, trace, int(run.config.echo_step), net["num_classes"])
 
 

@@ -387,6 +387,7 @@ def test_ctrl_c_inside_keras_during_an_export_exits_130_and_writes_nothing(tmp_p
     Python runs it when the signal lands there."""
     import keras
 
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # as echo-rnn's main does (xdist ignores it)
     run = weights_run(tmp_path, 2)
     real_call = keras.layers.SimpleRNN.call
     fired = []
@@ -461,6 +462,7 @@ def test_a_read_only_command_signalled_midway_says_so(tmp_path, capsys, monkeypa
     its exit code and one line. The handler runs inside the run file's reading, as Python would."""
     import echo_rnn_cli.runs as runs
 
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # as echo-rnn's main does (xdist ignores it)
     run = weights_run(tmp_path, 2)
     real_load = runs.load_run
 

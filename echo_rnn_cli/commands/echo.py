@@ -166,7 +166,7 @@ def echo(run, sequence, length, seed, as_json, per_block, explain):
         except SequenceError as e:
             raise UserError(str(e)) from None
     try:
-        result = echo_sequence(loaded, symbols)
+        result = echo_sequence(loaded, symbols, keep_states=False)  # states are not printed
     except (SequenceError, WeightsError) as e:
         raise UserError(str(e)) from None
     explained = _explained(loaded, result) if explain else None
