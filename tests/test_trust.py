@@ -461,6 +461,7 @@ def test_a_read_only_command_signalled_midway_says_so(tmp_path, capsys, monkeypa
     """The contract's last row: `echo` and `summary` write nothing; a signal before they return is
     its exit code and one line. The handler runs inside the run file's reading, as Python would."""
     import echo_rnn_cli.runs as runs
+    import echo_rnn_cli.summary as summary
 
     signal.signal(signal.SIGINT, signal.default_int_handler)  # as echo-rnn's main does (xdist ignores it)
     run = weights_run(tmp_path, 2)
@@ -472,6 +473,7 @@ def test_a_read_only_command_signalled_midway_says_so(tmp_path, capsys, monkeypa
         return loaded
 
     monkeypatch.setattr(runs, "load_run", load_then_signal)
+    monkeypatch.setattr(summary, "load_run", load_then_signal)  # bound when summary was imported
     args = ["echo", run, "0110"] if command == "echo" else ["summary", run]
     got, out, err = run_cli(args, capsys)
     assert got == code, err
