@@ -26,12 +26,12 @@ def _terminated(signum, frame):
 def take_ctrl_c() -> bool:
     """Make Ctrl-C end the process at once; False (nothing changed) off the main thread, where
     handlers cannot be set, or where Ctrl-C is ignored (a shell's background job)."""
-    if _signal.getsignal(_signal.SIGINT) == _signal.SIG_IGN:
-        return False
     try:
+        if _signal.getsignal(_signal.SIGTERM) == _signal.SIG_DFL:  # SIGTERM too: exit 143, one line, even
+            _signal.signal(_signal.SIGTERM, _terminated)  # in a shell's background job (Ctrl-C ignored)
+        if _signal.getsignal(_signal.SIGINT) == _signal.SIG_IGN:
+            return False
         _signal.signal(_signal.SIGINT, _interrupted)
     except ValueError:
         return False
-    if _signal.getsignal(_signal.SIGTERM) == _signal.SIG_DFL:  # the same for SIGTERM: exit 143, one line
-        _signal.signal(_signal.SIGTERM, _terminated)
     return True

@@ -12,11 +12,14 @@ from ._start import take_ctrl_c  # first of all: see ``_start``
 
 
 def main() -> None:
-    """Run the command. Once it has ended its exit code stands: a late Ctrl-C (while Python shuts
-    down) neither changes it nor prints a traceback."""
+    """Run the command. Once it has ended its exit code stands: a late Ctrl-C or SIGTERM (while
+    Python and TensorFlow shut down) neither changes it nor prints a traceback nor kills the
+    process by default (Python resets its handlers to the default while it shuts down; an
+    ignored signal stays ignored)."""
     took = take_ctrl_c()  # False off the main thread: signals are then not ours to handle
     import signal
     import sys
+    import threading
 
     from .commands import cli as group
 
@@ -28,6 +31,8 @@ def main() -> None:
         finally:
             if took:
                 signal.signal(signal.SIGINT, signal.SIG_IGN)
+            if threading.current_thread() is threading.main_thread():
+                signal.signal(signal.SIGTERM, signal.SIG_IGN)
     except KeyboardInterrupt:  # one that came between the handlers above and the command's own
         print("Error: interrupted", file=sys.stderr, flush=True)
         sys.exit(130)

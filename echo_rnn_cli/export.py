@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from .files import atomic_write
+from .files import atomic_write, publish, short_name
 from .inference import CELLS, network_of, network_weights, run_weights
-from .interrupts import sigterm_held
+from .interrupts import raise_received, settle, sigterm_held
 
 FORMATS = ("keras", "savedmodel")
 
@@ -109,32 +109,42 @@ def _replace_folder(tmp: Path, path: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _save_savedmodel(model, path: Path) -> None:
+def _save_savedmodel(model, path: Path, replace: bool = True, final: bool = False) -> None:
     from ._tf import quiet_native_stderr
 
     staging = None
     try:
         with sigterm_held():  # the folder and its name together (see files.atomic_write)
-            staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+            staging = Path(tempfile.mkdtemp(prefix=f".{short_name(path.name)}.", dir=path.parent))
         tmp = staging / "model"
         with quiet_native_stderr():
             model.export(str(tmp), format="tf_saved_model", verbose=False)
-        _replace_folder(tmp, path)
+        with sigterm_held():  # published and settled together (see files.atomic_write)
+            raise_received()  # a Ctrl-C that TensorFlow swallowed still publishes nothing
+            if replace and path.exists():
+                _replace_folder(tmp, path)
+            else:
+                publish(tmp, path, replace=False)
+            if final:
+                settle()
     finally:
         if staging is not None:
             shutil.rmtree(staging, ignore_errors=True)
 
 
-def export_model(run: Any, out_path: str | os.PathLike, fmt: str = "keras") -> Path:
+def export_model(run: Any, out_path: str | os.PathLike, fmt: str = "keras", *, replace: bool = True,
+                 final: bool = False) -> Path:
     """Write a run's network as a ``.keras`` file (``keras.models.load_model``) or a SavedModel
-    folder (``tf.saved_model.load(path).serve(x)``). Written beside the target first and renamed
-    into place, so a failure leaves no half-written model and keeps an existing one."""
+    folder (``tf.saved_model.load(path).serve(x)``). Written beside the target first and published
+    in one step, so a failure leaves no half-written model and keeps an existing one; an existing
+    one is replaced only if ``replace`` (else ``files.NameTaken``). ``final``: the export is the
+    command's outcome, and its exit code settles as the model takes its name."""
     path = _target(out_path, fmt)
     model = run_model(run)
     if fmt == "keras":
-        atomic_write(path, lambda tmp: model.save(str(tmp)))
+        atomic_write(path, lambda tmp: model.save(str(tmp)), replace=replace, final=final)
     else:
-        _save_savedmodel(model, path)
+        _save_savedmodel(model, path, replace, final)
     return path
 
 

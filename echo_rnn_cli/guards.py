@@ -47,20 +47,25 @@ def kind(mode: int) -> str:
 
 def _name_limits(folder: Path) -> tuple[int, int]:
     """NAME_MAX and PATH_MAX of the file system the folder (or its nearest existing parent) is on."""
-    probe = next((p for p in (folder, *folder.parents) if p.is_dir()), Path("."))
+    probe = next((p for p in (folder, *folder.parents) if os.path.isdir(p)), Path("."))  # no raise if too long
     try:
         return os.pathconf(probe, "PC_NAME_MAX"), os.pathconf(probe, "PC_PATH_MAX")
     except (OSError, ValueError):
         return 255, 4096
 
 
-def _check_name(path: Path, what: str) -> None:
-    if not path.name or str(path).endswith(os.sep):
+def _check_name(path: Path, what: str, folder: bool = False) -> None:
+    """Every part of the name within the file system's limits: a part over NAME_MAX (255 bytes on
+    most) fails every call on it with ENAMETOOLONG, the last part or a folder's."""
+    if not folder and (not path.name or str(path).endswith(os.sep)):
         raise GuardError(f"{what} {str(path)!r} names no file; give a file name such as 'run.npz'")
     name_max, path_max = _name_limits(path.parent)
-    if len(os.fsencode(path.name)) > name_max:
-        raise GuardError(f"{what} name is {len(os.fsencode(path.name))} bytes long, more than the {name_max} "
-                         f"its file system allows: {path.name[:40]}...")
+    for part in path.parts:
+        size = len(os.fsencode(part))
+        if size > name_max:
+            which = "name" if part == path.name else f"folder name {part[:40]!r}..."
+            raise GuardError(f"{what} {which} is {size} bytes long, more than the {name_max} its file system "
+                             f"allows: {part[:40]}...")
     if len(os.fsencode(os.path.abspath(path))) >= path_max:
         raise GuardError(f"{what} path is longer than the {path_max} bytes the system allows")
 
@@ -73,8 +78,22 @@ def same_file(path: str | os.PathLike, other: str | os.PathLike) -> bool:
     return os.path.realpath(path) == os.path.realpath(other)
 
 
-def _check_folder(path: Path, what: str) -> None:
+def _make_folder(folder: Path, path: Path, what: str) -> None:
+    """Create a missing folder (and its parents), as a user naming runs/x.npz expects; one line if not."""
+    blocker = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise GuardError(f"cannot write the {what} {str(path)!r}: {str(blocker)!r} is a file, not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise GuardError(f"cannot write the {what} {str(path)!r}: cannot create its folder "
+                         f"({e.strerror or e})") from None
+
+
+def _check_folder(path: Path, what: str, make: bool = False) -> None:
     folder = path.parent if str(path.parent) else Path(".")
+    if not folder.exists() and make:
+        _make_folder(folder, path, what)
     if not folder.exists():
         blocker = next((p for p in folder.parents if p.exists() and not p.is_dir()), None)
         if blocker is not None:
@@ -88,28 +107,41 @@ def _check_folder(path: Path, what: str) -> None:
         raise GuardError(f"cannot write the {what} {str(path)!r}: {e.strerror or e}") from None
 
 
-def check_output(path: str | os.PathLike, *, inputs: Iterable[str | os.PathLike] = (), replace: bool = False,
-                 what: str = "run file", ways_out: str | None = TRAIN_WAYS_OUT) -> Path:
-    """Refuse, before any work, an output that must not or cannot be written; return it as a Path.
-
-    ``inputs``: the command's input files (``--config``, the run files of ``plot``), which the
-    output may never be. ``replace``: an existing regular file may be replaced (``--force``, or a
-    derived file such as a figure). ``ways_out``: what the refusal of an existing file suggests."""
-    path = Path(path)
-    _check_name(path, what)
+def _existing(path: Path, what: str) -> os.stat_result | None:
+    """What a write would replace (a symlink followed), or None where nothing is."""
     try:
-        info = os.stat(path)  # follows a symlink: what matters is what a write would replace
-    except (FileNotFoundError, NotADirectoryError):  # the folder check below says which
-        info = None
+        return os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):  # the folder check says which
+        return None
     except OSError as e:
         raise GuardError(f"cannot use the {what} {str(path)!r}: {e.strerror or e}") from None
-    if info is not None and not stat.S_ISREG(info.st_mode):
-        link = " (through a symlink)" if path.is_symlink() else ""
-        raise GuardError(f"{what} {str(path)!r} is {kind(info.st_mode)}{link}, not a regular file; "
-                         "give another -o")
-    for source in inputs:
+
+
+def check_output(path: str | os.PathLike, *, inputs: Iterable[str | os.PathLike] = (), replace: bool = False,
+                 what: str = "run file", ways_out: str | None = TRAIN_WAYS_OUT, folder: bool = False,
+                 make_parents: bool = False) -> Path:
+    """The one check of every output path, before any work (train, export, plot, sweep, a
+    --tensorboard folder): a name within the file system's limits, nothing of the wrong kind in the
+    way (a FIFO, a device, a folder for a file, a file for a folder, through a symlink too), never
+    one of the command's ``inputs``, an existing one only if ``replace``, and a folder to write in
+    (created first with ``make_parents``), proven writable by writing. Returns it as a Path.
+
+    ``folder``: the output is a folder (a sweep's, a SavedModel, TensorBoard's); an existing one
+    is then probed for writing itself. ``ways_out``: what the refusal of an existing one suggests.
+    The check cannot see a writer that starts later: the publishing step refuses that one
+    (``files.publish``)."""
+    path = Path(path)
+    _check_name(path, what, folder)
+    info = _existing(path, what)
+    for source in inputs:  # first: "is the input" says more than what kind of file it is
         if same_file(path, Path(source)):
             raise GuardError(f"{what} {str(path)!r} is the input {str(source)!r}; give another -o")
+    if info is not None and (folder and not stat.S_ISDIR(info.st_mode)
+                             or not folder and not stat.S_ISREG(info.st_mode)):
+        link = " (through a symlink)" if path.is_symlink() else ""
+        wanted = "a folder" if folder else "a regular file"
+        raise GuardError(f"{what} {str(path)!r} exists and is not {wanted}: it is {kind(info.st_mode)}{link}; "
+                         "give another name")
     if info is not None and not replace:
         tail = f"; {ways_out}" if ways_out else ""
         raise GuardError(f"{what} {str(path)!r} already exists{tail}")
@@ -118,7 +150,12 @@ def check_output(path: str | os.PathLike, *, inputs: Iterable[str | os.PathLike]
         tail = f"; {ways_out}" if ways_out else ""
         raise GuardError(f"{what} {str(path)!r} is a symlink to {os.readlink(path)!r}, which does not exist; "
                          f"it is not replaced{tail}")
-    _check_folder(path, what)
+    _check_folder(path, what, make_parents)
+    if folder and info is not None:
+        try:
+            probe_write(path)
+        except OSError as e:
+            raise GuardError(f"cannot write in the {what} {str(path)!r}: {e.strerror or e}") from None
     return path
 
 

@@ -39,12 +39,15 @@ class WeightsError(ValueError):
 class Trace:
     """One pass over a sequence: probs [T, C]; h[l] (and for lstm c[l]) [T, S] per layer l."""
 
-    probs: np.ndarray
+    probs: np.ndarray | None  # None where more than ``KEEP_PROBS``: the predictions are kept instead
     h: list[np.ndarray]
     c: list[np.ndarray] | None = None
+    predicted: np.ndarray | None = None  # [T] int32, when given
 
     @property
     def prediction(self) -> np.ndarray:
+        if self.predicted is not None:
+            return self.predicted
         return np.argmax(self.probs, axis=-1).astype(np.int32)
 
 
@@ -251,16 +254,14 @@ def input_part(cell: str, x: np.ndarray, kernel: np.ndarray, bias: np.ndarray) -
     return x @ kernel + (bias[0] if cell == "gru" else bias)
 
 
-def _layer(cell: str, x: np.ndarray, kernel: np.ndarray, recurrent: np.ndarray, bias: np.ndarray):
-    """One layer over a whole sequence [T, I] from a zero state -> (h [T, S], c [T, S] or None)."""
-    steps, s = x.shape[0], recurrent.shape[0]
-    xz = input_part(cell, x, kernel, bias)
-    h_prev, c_prev = np.zeros(s, np.float32), np.zeros(s, np.float32)
-    hs, cs = np.zeros((steps, s), np.float32), np.zeros((steps, s), np.float32)
-    for t in range(steps):
-        h_prev, c_prev, _ = cell_step(cell, xz[t], h_prev, c_prev, recurrent, bias)
-        hs[t], cs[t] = h_prev, c_prev
-    return hs, (cs if cell == "lstm" else None)
+def _first_input(cell: str, symbols: np.ndarray, kernel: np.ndarray, bias: np.ndarray, num_classes: int):
+    """Layer 0's input part for symbols [T]: the symbol's row of the kernel (one-hot times the kernel,
+    without the [T, C] one-hot: 8 GB for 100,000 steps of 20,000 classes), or for 2 classes the
+    symbol (0 or 1) times its one row; the same numbers as ``input_part`` on ``encode_inputs``."""
+    b = bias[0] if cell == "gru" else bias
+    if num_classes == 2:
+        return symbols.astype(np.float32)[:, None] * kernel[0] + b
+    return kernel[symbols] + b
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -269,31 +270,92 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
 
 
+#: At most this many probabilities (4 bytes each) at once while a sequence is fed: the steps go
+#: through in chunks, so many classes cost time, not memory (100,000 steps of 20,000 classes
+#: asked for 7.45 GiB at once, issue 27).
+CHUNK_VALUES = 2**22
+#: At most this many probabilities are kept in a Trace (``probs``); beyond, only the predictions.
+KEEP_PROBS = 2**24
+#: The most work ``echo`` does for one sequence, in multiply-adds and exponentials (see
+#: ``echo_work``): about 20 s on the 2-core AMD EPYC of docs/speed.md. More is refused up front,
+#: with the longest sequence this network can take within it.
+MAX_ECHO_WORK = 2 * 10**10
+
+
+def step_work(config: Any) -> int:
+    """Multiply-adds and exponentials of one step of a run's network (every layer and the softmax)."""
+    net = network_of(config)
+    g, s, c = GATES.get(net["cell"], 4), int(config.state_size), net["num_classes"]
+    return net["num_layers"] * g * s * 2 * s + s * c + c
+
+
+def echo_work(config: Any, steps: int) -> int:
+    return steps * step_work(config)
+
+
+def check_echo_work(config: Any, steps: int) -> None:
+    """Refuse, before any work, a sequence whose echo would take more than ``MAX_ECHO_WORK``."""
+    work = echo_work(config, steps)
+    if work > MAX_ECHO_WORK:
+        most = max(1, MAX_ECHO_WORK // step_work(config))
+        raise SequenceError(f"{steps:,} symbols through this network (state {config.state_size}, "
+                            f"{config.num_classes:,} classes) take {work:.2g} operations, more than the "
+                            f"{MAX_ECHO_WORK:.0e} echo does at once; give at most {most:,} symbols")
+
+
 def run_network(weights: dict[str, Any], *, cell: str, num_layers: int, num_classes: int,
-                symbols: Any) -> Trace:
-    """Feed a 1-D symbol sequence from a zero state, step by step; every layer's states and the
-    class probabilities of every step. ``weights`` by either naming (checked)."""
+                symbols: Any, keep_states: bool = True) -> Trace:
+    """Feed a 1-D symbol sequence from a zero state, step by step; every layer's states (without
+    ``keep_states``: none) and the class probabilities of every step (``probs`` None beyond
+    ``KEEP_PROBS`` of them: the predictions are kept). ``weights`` by either naming (checked).
+    The steps go through in chunks of ``CHUNK_VALUES`` probabilities, so memory stays bounded."""
     if "W2" not in weights or np.ndim(weights["W2"]) != 2:
         raise WeightsError("the run has no softmax weight 'W2' [state_size, num_classes]")
-    state_size = int(np.shape(weights["W2"])[0])
-    w = network_weights(weights, cell=cell, num_layers=num_layers, num_classes=num_classes, state_size=state_size)
-    x = encode_inputs(check_symbols(symbols, num_classes), num_classes)
-    hs, cs = [], []
-    for layer in range(num_layers):
-        h, c = _layer(cell, x, w[f"kernel_{layer}"], w[f"recurrent_{layer}"], w[f"bias_{layer}"])
-        hs.append(h)
-        cs.append(c)
-        x = h
-    probs = softmax(x @ w["W2"] + w["b2"])
-    return Trace(probs=probs, h=hs, c=cs if cell == "lstm" else None)
+    s = int(np.shape(weights["W2"])[0])
+    w = network_weights(weights, cell=cell, num_layers=num_layers, num_classes=num_classes, state_size=s)
+    symbols = check_symbols(symbols, num_classes)
+    steps = symbols.shape[0]
+    keep = (steps * s, steps * s) if keep_states else (0, 0)
+    hs = [np.zeros(keep[0], np.float32).reshape(-1, s) for _ in range(num_layers)]
+    cs = [np.zeros(keep[1], np.float32).reshape(-1, s) for _ in range(num_layers)] if cell == "lstm" else None
+    probs = np.zeros((steps, num_classes), np.float32) if steps * num_classes <= KEEP_PROBS else None
+    prediction = np.zeros(steps, np.int32)
+    state = [(np.zeros(s, np.float32), np.zeros(s, np.float32)) for _ in range(num_layers)]
+    chunk = max(1, CHUNK_VALUES // num_classes)
+    for lo in range(0, steps, chunk):
+        hi = min(lo + chunk, steps)
+        x = None
+        for layer in range(num_layers):
+            kernel, recurrent, bias = w[f"kernel_{layer}"], w[f"recurrent_{layer}"], w[f"bias_{layer}"]
+            xz = (_first_input(cell, symbols[lo:hi], kernel, bias, num_classes) if layer == 0
+                  else input_part(cell, x, kernel, bias))
+            h, c = state[layer]
+            x = np.zeros((hi - lo, s), np.float32)
+            for t in range(hi - lo):
+                h, c, _ = cell_step(cell, xz[t], h, c, recurrent, bias)
+                x[t] = h
+                if keep_states and cs is not None:
+                    cs[layer][lo + t] = c
+            state[layer] = (h, c)
+            if keep_states:
+                hs[layer][lo:hi] = x
+        logits = x @ w["W2"] + w["b2"]
+        if probs is None:  # the largest logit is the most probable class: no exponentials needed
+            prediction[lo:hi] = np.argmax(logits, axis=-1)
+        else:
+            probs[lo:hi] = softmax(logits)
+            prediction[lo:hi] = np.argmax(probs[lo:hi], axis=-1)
+    return Trace(probs=probs, h=hs if keep_states else [], c=cs if keep_states else None, predicted=prediction)
 
 
-def echo(run: Any, symbols: Any) -> EchoResult:
-    """The trained network of ``run`` echoing ``symbols`` (from a zero state)."""
+def echo(run: Any, symbols: Any, keep_states: bool = True) -> EchoResult:
+    """The trained network of ``run`` echoing ``symbols`` (from a zero state); without
+    ``keep_states`` its trace holds no states (``echo`` prints none)."""
     weights = run_weights(run)
     net = network_of(run.config)
     symbols = check_symbols(symbols, net["num_classes"])
-    trace = run_network(weights, symbols=symbols, **net)
+    check_echo_work(run.config, symbols.shape[0])
+    trace = run_network(weights, symbols=symbols, keep_states=keep_states, **net)
     return score(symbols, trace, int(run.config.echo_step), net["num_classes"])
 
 

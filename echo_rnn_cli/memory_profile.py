@@ -324,6 +324,35 @@ class Explanation:
     changes: np.ndarray  # [T, L + 1]: the change for every lag (NaN before the sequence's start)
 
 
+#: The most work ``echo --explain`` does (multiply-adds and exponentials, see ``explain_work``):
+#: every step flipped ``substitutes`` ways and run on ``lags`` steps, each with a softmax over all
+#: classes. About 30 s on the 2-core AMD EPYC of docs/speed.md; more is refused up front, with the
+#: longest sequence this network can explain within it (1,000 steps of a 20,000-class network took
+#: 182 s, and the 100,000 echo accepts would have taken hours, issue 27).
+MAX_EXPLAIN_WORK = 4 * 10**9
+
+
+def explain_work(config: Any, steps: int) -> int:
+    """What ``explain`` costs for ``steps`` symbols of a run's network: per flip, each substitute
+    run over ``lags_for`` + 1 steps, a softmax over every class at each (float64)."""
+    from .inference import step_work
+
+    subs = min(int(config.num_classes) - 1, MAX_SUBSTITUTES)
+    return steps * (subs + 1) * (lags_for(config) + 1) * step_work(config)
+
+
+def check_explain_work(config: Any, steps: int) -> None:
+    from .inference import SequenceError
+
+    work = explain_work(config, steps)
+    if work > MAX_EXPLAIN_WORK:
+        most = max(0, MAX_EXPLAIN_WORK // explain_work(config, 1))
+        raise SequenceError(f"--explain flips each of the {steps:,} symbols and runs the network "
+                            f"{lags_for(config) + 1} steps on for each ({work:.2g} operations for this network, "
+                            f"{config.num_classes:,} classes), more than the {MAX_EXPLAIN_WORK:.0e} it does at "
+                            f"once; give at most {most:,} symbols with --explain")
+
+
 def explain(weights: dict[str, np.ndarray], *, cell: str, num_layers: int, num_classes: int, symbols: np.ndarray,
             lags: int) -> Explanation:
     """The flip test on one sequence from a zero state (as ``echo`` runs it): every step flipped in

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from .config import CELL_INITS, COMPILED_MATH, Config, ConfigError, from_dict
-from .files import atomic_write, probe_write
+from .files import atomic_write
 from .guards import GuardError
 from .inference import LEGACY_NAMES, weight_shapes
 from .memory_profile import lags_for, peak
@@ -281,9 +281,10 @@ def trim(run: Run) -> dict[str, np.ndarray]:
     return out
 
 
-def save_run(run: Run, path: str | os.PathLike) -> Path:
-    """Write atomically: a temporary file beside the target, flushed, then renamed over it. The
-    traces are bounded first (``trim``)."""
+def save_run(run: Run, path: str | os.PathLike, *, replace: bool = True) -> Path:
+    """Write atomically: a temporary file beside the target, flushed, then published in one step
+    (``files.publish``: over an existing file only if ``replace``, else ``NameTaken`` if the name
+    is taken). The traces are bounded first (``trim``)."""
     path = Path(path)
     arrays: dict[str, Any] = {
         "format_version": np.int64(FORMAT_VERSION),
@@ -308,31 +309,7 @@ def save_run(run: Run, path: str | os.PathLike) -> Path:
         with open(tmp, "wb") as f:
             np.savez(f, **arrays)
 
-    atomic_write(path, write)
-    return path
-
-
-def check_writable(path: str | os.PathLike) -> Path:
-    """Fail early (before training) if the run file could not be written there.
-
-    Creates the missing parent folders, as a user naming runs/x.npz would expect."""
-    path = Path(path)
-    if path.is_dir():
-        raise RunFileError(f"output {str(path)!r} is a folder; give a file name such as {str(path / 'run.npz')!r}")
-    folder = path.parent if str(path.parent) else Path(".")
-    blocker = next((p for p in (folder, *folder.parents) if p.exists()), None)
-    if blocker is not None and not blocker.is_dir():
-        raise RunFileError(f"cannot write the output {str(path)!r}: {str(blocker)!r} is a file, not a folder")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        reason = e.strerror or str(e)
-        raise RunFileError(f"cannot write the output {str(path)!r}: cannot create its folder ({reason})") from None
-    try:
-        probe_write(folder, path.name)
-    except OSError as e:
-        reason = e.strerror or str(e)
-        raise RunFileError(f"cannot write the output {str(path)!r}: {reason}") from None
+    atomic_write(path, write, replace=replace)
     return path
 
 
@@ -558,4 +535,12 @@ def _array(data: dict, key: str, where: str) -> np.ndarray:
         raise RunFileError(f"{where} is not a valid run file: {key!r} has {arr.ndim} dimensions, expected {ndim}")
     if arr.dtype.kind not in ("iu" if np.dtype(dtype).kind in "iu" else "fiu"):
         raise RunFileError(f"{where} is not a valid run file: {key!r} holds {arr.dtype}, not numbers")
+    if np.dtype(dtype).kind in "iu" and arr.size and arr.dtype != dtype:
+        # A cast would wrap what does not fit (2**32 + 10 read as 10): refuse it instead.
+        bounds = np.iinfo(dtype)
+        low, high = int(arr.min()), int(arr.max())
+        if low < bounds.min or high > bounds.max:
+            bad = high if high > bounds.max else low
+            raise RunFileError(f"{where} is not a valid run file: {key!r} holds {bad}, beyond the "
+                               f"{bounds.min:,} to {bounds.max:,} a run file's {key} can be")
     return arr.astype(dtype, copy=False)

@@ -203,15 +203,22 @@ def log_hparams_config(logdir: str | os.PathLike, values: dict[str, list], metri
 def check_logdirs(top: str | os.PathLike, names: Sequence[str], flag: str = "--tensorboard") -> list[Path]:
     """The run folders ``top/NAME`` of a --tensorboard folder, created (with ``top``) and checked
     writable before anything trains; anything in the way that is not a folder is one ConfigError."""
+    from .guards import GuardError, check_output
     from .settings import ConfigError
 
     top = Path(top)
     if not str(top).strip():
         raise ConfigError(f"{flag}: an empty name; give a folder such as 'tb'")
     dirs = [top / n for n in names]
-    for d in [top, *dirs]:
-        if d.exists() and not d.is_dir():
-            raise ConfigError(f"{flag} {str(top)!r}: {str(d)!r} exists and is not a folder")
+    try:  # the names' lengths and what is in the way, as every output is checked (guards.check_output)
+        check_output(top, folder=True, replace=True, what=flag, ways_out=None, make_parents=True)
+        top.mkdir(exist_ok=True)
+        for d in dirs:
+            check_output(d, folder=True, replace=True, what=flag, ways_out=None)
+    except GuardError as e:
+        raise ConfigError(str(e)) from None
+    except OSError as e:
+        raise ConfigError(f"{flag} {str(top)!r} cannot be written: {e.strerror or e}") from None
     try:
         for d in dirs or [top]:
             d.mkdir(parents=True, exist_ok=True)

@@ -105,3 +105,18 @@ def kill_sweep_once_workers_run(flags, tmp_path, *, settle: float = 0.0) -> None
     while processes_with(marker) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert processes_with(marker) == [], "the killed sweep's workers are still there"
+
+
+@pytest.fixture(autouse=True)
+def _signal_handlers_restored():
+    """A command run in-process settles its exit code by ignoring SIGINT and SIGTERM until the
+    process ends (``interrupts.settle``); the test process gets its handlers back after each test."""
+    import signal
+
+    from echo_rnn_cli import interrupts
+
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for s, handler in before.items():
+        signal.signal(s, handler)
+    interrupts.begin()

@@ -356,12 +356,17 @@ def broken_files(good: bytes) -> dict[str, tuple[bytes, str]]:
         "wrong-snapshots": (edited(snapshot_probs=np.zeros((2, 5, 15, 7), np.float32)), "snapshot_probs"),
         "bad-status": (edited(status=np.str_("finished")), "unknown status"),
         "epochs-vs-trace": (edited(epochs_completed=np.int64(1)), "training windows recorded"),
+        # Issue 27: int64 values that a cast to int32 would wrap onto the true ones (2**32 + 10 read as 10).
+        "memory-epoch-wraps": (edited(memory_epoch=base["memory_epoch"].astype(np.int64) + np.int64(2**32)),
+                               "'memory_epoch' holds 4294967"),
+        "epoch-wraps": (edited(epoch=base["epoch"].astype(np.int64) + np.int64(2**32)), "'epoch' holds 4294967"),
     }
 
 
 BROKEN = ["empty", "truncated", "truncated-tail", "random-bytes", "text", "foreign-npz", "plain-zip",
           "corrupt-byte", "pickled-object", "newer-format", "missing-key", "bad-config", "text-where-numbers",
-          "wrong-weights", "old-and-new-names", "wrong-snapshots", "bad-status", "epochs-vs-trace"]
+          "wrong-weights", "old-and-new-names", "wrong-snapshots", "bad-status", "epochs-vs-trace",
+          "memory-epoch-wraps", "epoch-wraps"]
 
 
 @pytest.mark.parametrize("name", BROKEN)

@@ -352,7 +352,7 @@ def sigterm_raises():
             yield interrupts
     finally:
         signal.signal(signal.SIGTERM, before)
-        interrupts._terminated = interrupts._pending = False
+        interrupts.begin()
 
 
 @pytest.mark.parametrize("make", ["mkstemp", "mkdtemp"])

@@ -16,7 +16,7 @@ import click
 
 from ..config import SETTINGS, ConfigError, Setting
 from ..guards import GuardError
-from ..interrupts import Terminated, raise_on_sigterm, terminated
+from ..interrupts import Terminated, begin, interrupted, raise_on_sigterm, terminated
 from ..runs import RunFileError
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
@@ -55,8 +55,8 @@ def _exit_for(e: BaseException) -> int:
     if isinstance(e, Terminated) or terminated():  # whatever the signal turned into on its way out
         fail("terminated (SIGTERM)")
         return EXIT_TERMINATED
-    if isinstance(e, (click.Abort, KeyboardInterrupt)):
-        fail("aborted" if isinstance(e, click.Abort) else "interrupted")
+    if isinstance(e, (click.Abort, KeyboardInterrupt)) or interrupted():  # Keras wraps it in a TypeError
+        fail("aborted" if isinstance(e, click.Abort) and not interrupted() else "interrupted")
         return EXIT_INTERRUPTED
     if isinstance(e, BrokenPipeError):
         # The reader of our output went away (`| head`): not our failure, and nothing to say.
@@ -80,6 +80,7 @@ class EchoGroup(click.Group):
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        begin()
         try:
             with raise_on_sigterm():
                 rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)

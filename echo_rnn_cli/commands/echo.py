@@ -158,8 +158,15 @@ def echo(run, sequence, length, seed, as_json, per_block, explain):
 
     loaded = read_run(run)
     symbols = _symbols(loaded, sequence, length, seed)
+    if explain:  # its bound first: refused before any work, with the longest sequence it takes
+        from ..memory_profile import check_explain_work
+
+        try:
+            check_explain_work(loaded.config, symbols.shape[0])
+        except SequenceError as e:
+            raise UserError(str(e)) from None
     try:
-        result = echo_sequence(loaded, symbols)
+        result = echo_sequence(loaded, symbols, keep_states=False)  # states are not printed
     except (SequenceError, WeightsError) as e:
         raise UserError(str(e)) from None
     explained = _explained(loaded, result) if explain else None

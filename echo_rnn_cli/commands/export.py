@@ -39,15 +39,17 @@ def _check_target(out: Path, run: Path, fmt: str, force: bool) -> None:
 
     if fmt == "keras" and out.suffix != ".keras":
         raise UserError(f"a Keras model file must end in .keras, got {str(out)!r} (or use --format savedmodel)")
-    if fmt == "savedmodel" and out.is_dir() and not out.is_symlink():
-        _check_folder_target(out, run, force)
-        return
+    folder = fmt == "savedmodel"
     try:
-        check_output(out, inputs=[run], replace=force, what="model", ways_out=WAYS_OUT)
+        check_output(out, inputs=[run], replace=force, what="model", ways_out=WAYS_OUT, folder=folder,
+                     make_parents=True)
     except GuardError as e:
         raise UserError(str(e).replace("give another -o", "give another name")) from None
-    if fmt == "savedmodel" and out.exists():
-        raise UserError(f"{str(out)!r} is a file; a SavedModel is a folder: give a new folder name")
+    if folder and out.is_symlink():
+        raise UserError(f"{str(out)!r} is a symlink; echo-rnn replaces only a SavedModel folder itself: "
+                        "give a new folder name")
+    if folder and out.is_dir():
+        _check_folder_target(out, run, force)
 
 
 def _hint(out: Path, fmt: str, classes: int) -> str:
@@ -82,6 +84,7 @@ def export(run, out, fmt, force, quiet):
       echo-rnn export run.npz served --format savedmodel
     """
     from ..export import ExportError
+    from ..files import NameTaken
     from ..inference import WeightsError, run_weights
 
     loaded = read_run(run)
@@ -91,9 +94,12 @@ def export(run, out, fmt, force, quiet):
         run_weights(loaded)  # a diverged run says so before TensorFlow starts
         from ..export import export_model
 
-        path = export_model(loaded, out, fmt=fmt)
+        # Over what is there only with --force; the exit code settles as the model takes its name.
+        path = export_model(loaded, out, fmt=fmt, replace=force, final=True)
     except (ExportError, WeightsError) as e:
         raise UserError(str(e)) from None
+    except NameTaken as e:
+        raise UserError(f"model {str(out)!r}: {e.strerror}; nothing was written", exit_code=1) from None
     if not quiet:
         layers = int(getattr(loaded.config, "num_layers", 1))
         net = f"{getattr(loaded.config, 'cell', 'rnn')}, {layers} layer{'s' if layers != 1 else ''}"

@@ -21,6 +21,7 @@ Matplotlib is imported inside the functions, so ``echo-rnn --help`` does not pay
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -107,24 +108,38 @@ def _mode(runs: tuple[Path, ...], animation: Path | None, heatmap: Path | None =
 
 def _check_figure_path(path: Path, inputs, what: str = "output") -> None:
     """A figure may replace an older one (it is derived), but never a run file it draws, nor a
-    FIFO, device or folder; a missing folder is created. GuardError: one line, exit 2."""
+    FIFO, device or folder; a missing folder is created. GuardError: one line, exit 2. What was
+    there at this check is what may be replaced: a file that appears later (another writer's run,
+    say) is kept (``files.publish``), as the --replace rule of every writer says."""
     from ..guards import check_output
-    from ..runs import RunFileError, check_writable
 
-    folder = path.parent if str(path.parent) else Path(".")
-    try:
-        if not folder.exists():
-            check_writable(path)
-    except RunFileError as e:
-        raise UserError(str(e).replace("the output", f"the {what}", 1)) from None
-    check_output(path, inputs=inputs, replace=True, what=what, ways_out=None)
+    check_output(path, inputs=inputs, replace=True, what=what, ways_out=None, make_parents=True)
+    existed = os.path.lexists(path)
+    click.get_current_context().meta.setdefault(_REPLACE, {})[str(path)] = existed
+
+
+#: click's per-command store of each output's right to replace what is there (path -> bool).
+_REPLACE = "echo_rnn.replace"
+
+
+def _may_replace(path: Path) -> bool:
+    ctx = click.get_current_context(silent=True)
+    return bool(ctx is not None and ctx.meta.get(_REPLACE, {}).get(str(path), False))
+
+
+def _save(fig, path: Path, dpi: int, final: bool) -> None:
+    """``final``: the command's last file, and no window follows: the exit code settles as it takes
+    its name (``interrupts.settle``; a window stays closable with Ctrl-C)."""
+    from ..figures.common import save_figure
+
+    save_figure(fig, path, dpi=dpi, replace=_may_replace(path), final=final)
 
 
 def _output_path(output: Path | None, default: Path, inputs=()) -> Path:
     from ..figures.common import PlotError, figure_format
 
     path = output if output is not None else default
-    if path.is_dir():
+    if os.path.isdir(path):  # not Path.is_dir: it raises for a name too long, which check_output words
         raise UserError(f"--output {str(path)!r} is a folder; give a file name such as {str(path / 'run.png')!r}")
     try:
         figure_format(path)
@@ -198,6 +213,7 @@ def plot(runs, output, rows, step, log_scale, dpi, animation, heatmap, x, y, fps
       echo-rnn plot run.npz --memory             # -> run-memory.png
     """
     from ..figures.common import PlotError
+    from ..files import NameTaken
 
     mode = _mode(runs, animation, heatmap, states, memory)
     started = time.perf_counter()
@@ -215,11 +231,12 @@ def plot(runs, output, rows, step, log_scale, dpi, animation, heatmap, x, y, fps
             _plot_still(mode, runs, output, rows, step, log_scale, dpi, show, quiet)
     except PlotError as e:
         raise UserError(str(e)) from None
+    except NameTaken as e:  # another writer's file took the name while this one drew: it is kept
+        raise UserError(f"{e.filename!r}: {e.strerror}; this figure was not written over it", exit_code=1) from None
     _say(quiet, f"done in {time.perf_counter() - started:.1f}s")
 
 
 def _plot_still(mode, paths, output, rows, step, log_scale, dpi, show, quiet) -> None:
-    from ..figures.common import save_figure
     from ..figures.compare import comparison_figure
     from ..figures.training import training_figure
 
@@ -249,7 +266,7 @@ def _plot_still(mode, paths, output, rows, step, log_scale, dpi, show, quiet) ->
         fig = comparison_figure(runs, log=log_scale, names=names, figure=figure)
         what = f" ({len(runs)} runs)"
     if path is not None:
-        save_figure(fig, path, dpi=dpi)
+        _save(fig, path, dpi, final=not window)
         _say(quiet, f"wrote {path}{what}")
     if window:
         import matplotlib.pyplot as plt
@@ -259,7 +276,7 @@ def _plot_still(mode, paths, output, rows, step, log_scale, dpi, show, quiet) ->
 
 def _plot_animation(path, target, output, rows, step, log_scale, dpi, still_dpi, fps, frames, quiet) -> None:
     from ..figures.animation import animate, animation_format
-    from ..figures.common import require_windows, save_figure
+    from ..figures.common import require_windows
     from ..figures.training import training_figure
     if step is not None:
         raise UserError("--step picks one snapshot; --animate replays them all (use --frames)")
@@ -268,15 +285,15 @@ def _plot_animation(path, target, output, rows, step, log_scale, dpi, still_dpi,
     still = _output_path(output, output, (path, target)) if output is not None else None
     runs, names = _load((path,))
     require_windows(runs[0], names[0])
-    n = animate(runs[0], target, fps=fps, rows=rows, log=log_scale, frames=frames, dpi=dpi, name=names[0])
+    n = animate(runs[0], target, fps=fps, rows=rows, log=log_scale, frames=frames, dpi=dpi, name=names[0],
+                replace=_may_replace(target), final=still is None)
     _say(quiet, f"wrote {target} ({n} frames at {fps} fps)")
     if still is not None:
-        save_figure(training_figure(runs[0], rows=rows, log=log_scale, name=names[0]), still, dpi=still_dpi)
+        _save(training_figure(runs[0], rows=rows, log=log_scale, name=names[0]), still, still_dpi, final=True)
         _say(quiet, f"wrote {still}")
 
 
 def _plot_heatmap(folder: Path, x: str, y: str, output: Path | None, dpi: int, show: bool, quiet: bool) -> None:
-    from ..figures.common import save_figure
     from ..figures.heatmap import HeatmapError, heatmap_figure
     from ..summary import collect
 
@@ -292,13 +309,12 @@ def _plot_heatmap(folder: Path, x: str, y: str, output: Path | None, dpi: int, s
     except HeatmapError as e:
         raise UserError(str(e)) from None
     if path is not None:
-        save_figure(fig, path, dpi=dpi)
+        _save(fig, path, dpi, final=not window)
         _say(quiet, f"wrote {path} ({len(collected.rows)} runs)")
     _show_window(window)
 
 
 def _plot_memory(paths: tuple[Path, ...], output: Path | None, dpi: int, show: bool, quiet: bool) -> None:
-    from ..figures.common import save_figure
     from ..figures.memory import memory_figure
 
     default = (paths[0].with_name(f"{paths[0].stem}-memory.png") if len(paths) == 1
@@ -307,7 +323,7 @@ def _plot_memory(paths: tuple[Path, ...], output: Path | None, dpi: int, show: b
     runs, names = _load(paths)
     fig = memory_figure(runs, names, figure=_window_figure(window, layout="constrained"))
     if path is not None:
-        save_figure(fig, path, dpi=dpi)
+        _save(fig, path, dpi, final=not window)
         records = ", ".join(str(r.memory_epoch.size) for r in runs)
         _say(quiet, f"wrote {path} ({records} memory records)")
     _show_window(window)
@@ -361,7 +377,6 @@ def _states_symbols(run, row: int | None, steps: int | None):
 
 def _plot_states(path: Path, row: int | None, steps: int | None, output: Path | None, dpi: int, show: bool,
                  quiet: bool) -> None:
-    from ..figures.common import save_figure
     from ..figures.states import states_figure
     from ..inference import SequenceError, WeightsError, run_weights
     from .common import read_run
@@ -375,6 +390,6 @@ def _plot_states(path: Path, row: int | None, steps: int | None, output: Path | 
     except (SequenceError, WeightsError) as e:
         raise UserError(str(e)) from None
     if target is not None:
-        save_figure(fig, target, dpi=dpi)
+        _save(fig, target, dpi, final=not window)
         _say(quiet, f"wrote {target} ({source})")
     _show_window(window)

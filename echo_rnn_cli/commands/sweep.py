@@ -106,6 +106,9 @@ def sweep(config_file, grid_specs, seeds, out_dir, jobs, executor, ray_address, 
             result = sw.run_sweep(base, grid, seeds=seeds, out_dir=out_dir, jobs=jobs, executor=executor,
                                   on_event=on_event, should_stop=stop, ray_address=ray_address,
                                   tensorboard=tensorboard)
+            from ..interrupts import settle
+
+            settle()  # every point's file and sweep.json are written: the exit code follows them now
         finally:
             progress.stop()
 
@@ -127,11 +130,13 @@ def _closing(result, n_points: int, progress, console, quiet: bool, out_dir: Pat
         lines = [f"{len(failed)} of {n_points} points failed:"]
         lines += [f"  {r.name}: {r.status}" + (f": {r.message}" if r.message else "") for r in failed]
         console.print("[red]Error:[/] " + "\n".join(lines), soft_wrap=True, highlight=False)
-    if stop.signum is not None or result.interrupted:
+    if (stop.signum is not None or result.interrupted) and result.unfinished:
         left = len(result.unfinished)
         console.print(f"[yellow]Interrupted:[/] {n_points - left} of {n_points} points finished; run the "
                       f"same command again to train the other {left}", soft_wrap=True)
         return stop.exit_code or EXIT_INTERRUPTED
+    if stop.signum is not None and not quiet:  # train's rule: a stop after the last epoch cut nothing short
+        console.print("the stop came after the last point finished: nothing was cut short", soft_wrap=True)
     if not quiet:
         skipped = sum(1 for r in result.results.values() if r.skipped)
         console.print(f"sweep: {n_points} points in {str(out_dir)!r} ({progress.counts_text()}"

@@ -43,20 +43,21 @@ def _resolve(config_file, flags: dict, resume: Path | None, seeds: int, output: 
     return config, resumed, output if given("output") else resume
 
 
-def _check_outputs(outputs: list[Path], config_file: Path | None, resume: Path | None, force: bool) -> None:
+def _check_outputs(outputs: list[Path], config_file: Path | None, resume: Path | None, force: bool) -> list[bool]:
     """Refuse, before any work, an output that would lose something: an existing run file (unless
     --force, or it is the run --resume continues), anything but a regular file, the --config file.
-    A missing folder is created first, as a user naming runs/x.npz expects."""
+    A missing folder is created first, as a user naming runs/x.npz expects. Returns, for each
+    output, whether it may be replaced when it is written (else a file that appeared meanwhile,
+    another writer's, is kept and this run saved beside it)."""
     from ..guards import check_output, same_file
-    from ..runs import check_writable
 
+    replaces = []
     for path in outputs:
-        folder = path.parent if str(path.parent) else Path(".")
-        if not folder.exists():
-            check_writable(path)  # creates it, or says in one line why it cannot
         replace = force or (resume is not None and same_file(path, resume))
         check_output(path, inputs=[config_file] if config_file is not None else [], replace=replace,
-                     what="output")
+                     what="output", make_parents=True)
+        replaces.append(replace)
+    return replaces
 
 
 def _prepare_outputs(config: Config, seeds: int, output: Path) -> tuple[list[Config], list[Path]]:
@@ -126,18 +127,19 @@ def _train(configs, resumed, reporter, figure, warn, stop, logdirs=None):
             board.close()
 
 
-def _save_one(run, path: Path) -> tuple[Path, bool]:
-    """Write one run to its output, or, when that fails after all the training, beside it (the
-    error line says where): (where it went, whether that is the output)."""
+def _save_one(run, path: Path, replace: bool) -> tuple[Path, bool]:
+    """Write one run to its output, or, when that fails after all the training (a full disk, or
+    another writer took the name meanwhile), beside it (the error line says where): (where it went,
+    whether that is the output)."""
     from ..guards import save_beside
     from ..runs import save_run
 
     try:
-        return save_run(run, path), True
+        return save_run(run, path, replace=replace), True
     except OSError as e:
         reason = e.strerror or str(e)
     try:
-        kept = save_beside(lambda p: save_run(run, p), path)
+        kept = save_beside(lambda p: save_run(run, p, replace=True), path)  # its own reserved name
     except OSError as e:
         fail(f"cannot write the output {str(path)!r} ({reason}), nor anywhere beside it "
              f"({e.strerror or e}); the trained run is lost")
@@ -146,16 +148,20 @@ def _save_one(run, path: Path) -> tuple[Path, bool]:
     return kept, False
 
 
-def _save(runs, outputs: list[Path], resumed, stop) -> tuple[list[Path], bool] | None:
+def _save(runs, outputs: list[Path], replaces: list[bool], resumed, stop) -> tuple[list[Path], bool] | None:
     """Write the runs: (where each went, whether all went to their outputs); None (and nothing
-    written) when interrupted before any new epoch ended."""
+    written) when interrupted before any new epoch ended. Once written, the exit code is settled:
+    it follows the saved statuses whatever signal comes later (``interrupts.settle``)."""
+    from ..interrupts import settle
+
     epochs_before = resumed.epochs_completed if resumed else 0
     if stop.signum is not None and all(r.epochs_completed == epochs_before for r in runs):
         # Nothing new to keep: leave whatever is at the output as it was.
         fail("interrupted before the first epoch ended; nothing written")
         return None
-    with stop.critical():  # a second Ctrl-C lets the files be renamed into place first
-        saved = [_save_one(run, path) for run, path in zip(runs, outputs, strict=True)]
+    with stop.critical():  # a second Ctrl-C lets the files be renamed into place first, then changes nothing
+        saved = [_save_one(run, path, replace) for run, path, replace in zip(runs, outputs, replaces, strict=True)]
+        settle()
     return [p for p, _ in saved], all(ok for _, ok in saved)
 
 
@@ -216,7 +222,7 @@ def train(config_file, output, seeds, resume, force, as_json, quiet, live, tenso
     """
     config, resumed, output = _resolve(config_file, flags, resume, seeds, output)
     configs, outputs = _prepare_outputs(config, seeds, output)
-    _check_outputs(outputs, config_file, resume, force)
+    replaces = _check_outputs(outputs, config_file, resume, force)
     logdirs = None
     if tensorboard is not None:
         from ..tensorboard import check_logdirs
@@ -235,7 +241,7 @@ def train(config_file, output, seeds, resume, force, as_json, quiet, live, tenso
     figure = _live_figure(configs[0], warn) if live else None
     with stop_on_signals() as stop:  # until the exit code is known, so that it matches what was saved
         runs = _train(configs, resumed, reporter, figure, warn, stop, logdirs)
-        saved = _save(runs, outputs, resumed, stop)
+        saved = _save(runs, outputs, replaces, resumed, stop)
         if saved is None:
             return stop.exit_code
         code = _report(runs, saved[0], reporter, console, as_json, quiet, stop, figure)

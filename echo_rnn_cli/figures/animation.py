@@ -20,7 +20,7 @@ def animation_format(path: str | os.PathLike) -> str:
     """'gif' or 'mp4' from the file's extension; PlotError for others, or MP4 without ffmpeg."""
     path = Path(path)
     kind = path.suffix.lower().lstrip(".")
-    if path.is_dir():
+    if os.path.isdir(path):  # not Path.is_dir, which raises for a name too long (guards words that)
         raise PlotError(f"--animate {str(path)!r} is a folder; give a file name such as "
                         f"{str(path / 'replay.gif')!r}")
     if kind not in ANIMATION_FORMATS:
@@ -45,9 +45,10 @@ def animation_frames(run: Run, frames: int | None = 100) -> np.ndarray:
 
 
 def animate(run: Run, path: str | os.PathLike, fps: int = 10, rows: int | None = None, log: bool | None = None,
-            frames: int | None = 100, dpi: int = 80, *, name: str | None = None) -> int:
+            frames: int | None = 100, dpi: int = 80, *, name: str | None = None, replace: bool = True,
+            final: bool = False) -> int:
     """Replay the snapshots in order into a GIF or an MP4 (by the extension of ``path``), written
-    atomically; returns the number of frames."""
+    atomically (over what is there only if ``replace``); returns the number of frames."""
     path = Path(path)
     kind = animation_format(path)
     require_windows(run, name)
@@ -70,7 +71,7 @@ def animate(run: Run, path: str | os.PathLike, fps: int = 10, rows: int | None =
 
     render = _blitter(fig, panels, show)
     write = _write_gif if kind == "gif" else _write_mp4
-    atomic_write(path, lambda tmp: write(tmp, render, len(order), fps))
+    atomic_write(path, lambda tmp: write(tmp, render, len(order), fps), replace=replace, final=final)
     return int(len(order))
 
 

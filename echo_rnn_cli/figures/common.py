@@ -243,11 +243,12 @@ def figure_format(path: str | os.PathLike) -> str:
     return kind
 
 
-def save_figure(fig, path: str | os.PathLike, dpi: int = 100) -> Path:
-    """Write a figure atomically (temporary file beside it, then renamed), format by extension."""
+def save_figure(fig, path: str | os.PathLike, dpi: int = 100, *, replace: bool = True, final: bool = False) -> Path:
+    """Write a figure atomically (temporary file beside it, then published: over what is there only
+    if ``replace``, see ``files.publish``), format by extension. ``final``: see ``files.atomic_write``."""
     path = Path(path)
     kind = figure_format(path)
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format=kind, dpi=dpi))
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format=kind, dpi=dpi), replace=replace, final=final)
     return path
 
 

@@ -14,7 +14,15 @@ from matplotlib import colormaps
 from matplotlib import colors as mcolors
 from matplotlib.figure import Figure
 
-from ..inference import EchoResult, check_symbols, network_of, network_weights, run_network, score
+from ..inference import (
+    EchoResult,
+    check_echo_work,
+    check_symbols,
+    network_of,
+    network_weights,
+    run_network,
+    score,
+)
 
 #: Digits are written in the cells of the symbol rows up to this many steps; beyond, colour alone.
 ANNOTATE_MAX_STEPS = 80
@@ -84,6 +92,7 @@ def states_figure(weights: dict[str, Any], config: Any, symbols: Any, figure: Fi
     ``source``, where the symbols come from, is a second line of the title."""
     net = network_of(config)
     symbols = check_symbols(symbols, net["num_classes"])
+    check_echo_work(config, symbols.size)  # the same bound as echo's (SequenceError: one line, exit 2)
     checked = network_weights(weights, state_size=int(config.state_size), **net)
     result = score(symbols, run_network(checked, symbols=symbols, **net), int(config.echo_step), net["num_classes"])
     panels = _panels(result, net["cell"])

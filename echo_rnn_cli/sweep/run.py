@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Config, ConfigError, program_key
-from ..files import atomic_write_bytes, probe_write
+from ..files import NameTaken, atomic_write_bytes, probe_write
 from ..memory import check_models
 from .executors.local import default_jobs, run_here, run_pool
 from .executors.ray import cluster_cpus, connect_ray, disconnect_ray, import_ray, resolve_ray_address, run_ray
@@ -84,7 +84,11 @@ def prepare(base: Config, grid: Mapping[str, Sequence[Any]], seeds: int, out_dir
     """Everything checked before any training and before the folder is touched: the points, that
     each program's group fits in memory, the folder (created, writable, no non-file in the way),
     and the TensorBoard folders, with ``tensorboard``."""
+    from ..guards import check_output
+
     out = check_out_dir(out_dir)
+    # The name, what is there, its parents (created) and a write in it: one line, exit 2, as every output.
+    check_output(out, folder=True, replace=True, what="--out-dir", ways_out=None, make_parents=True)
     points = expand_grid(base, grid, seeds)
     check_group_memory(points)
     if tensorboard is not None:
@@ -247,10 +251,16 @@ def _board(tensorboard, points: Sequence[Point], group: Sequence[Point]) -> Boar
 def _write_returned(out: Path, r: TaskResult, config: Config) -> PointResult:
     """A Ray worker's run file, written by the driver, unless a finished run is there already."""
     path = out / f"{r.name}.npz"
+    existed = os.path.lexists(path)  # what kept_run judges is all this point may replace
     kept = kept_run(path, config, r.status, (r.summary or {}).get("epochs_completed", 0))
     if kept is not None:
         return kept
-    atomic_write_bytes(path, r.data)
+    try:
+        atomic_write_bytes(path, r.data, replace=existed)
+    except NameTaken:
+        return kept_run(path, config, r.status, (r.summary or {}).get("epochs_completed", 0)) or PointResult(
+            r.name, "error", f"{str(path)!r} appeared while the point trained (another writer?); this point's "
+                             "run was not saved over it")
     return PointResult(r.name, r.status, r.message, dict(r.summary or {}, output=str(path)))
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sys
 import threading
 import time
 from collections import deque
@@ -48,6 +49,7 @@ def run_pool(tasks: list[Task], workers: int, emit: Emit, started, progress, sho
     from concurrent.futures.process import BrokenProcessPool
 
     ctx = mp.get_context("spawn")  # fork after TensorFlow (or Ray) threads start is unsafe
+    _quiet_resource_tracker()
     stop_event, events = ctx.Event(), ctx.Queue()
     todo = deque(enumerate(tasks))
 
@@ -93,6 +95,20 @@ def run_pool(tasks: list[Task], workers: int, emit: Emit, started, progress, sho
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
             drain()
+
+
+#: The warning filter handed to the resource tracker (``-W``, read from ``sys.warnoptions`` as it starts).
+_TRACKER_QUIET = "ignore:resource_tracker:UserWarning"
+
+
+def _quiet_resource_tracker() -> None:
+    """A second Ctrl-C or SIGTERM ends the sweep at once (``os._exit``), before the pool's queue
+    and event are released; multiprocessing's resource tracker then removes their semaphores, as it
+    should, but says so in a warning with a source path ('There appear to be 13 leaked semaphore
+    objects', issue 27) after the sweep's own last line. The tracker is a process of its own,
+    started with this process's warning options: it is given one that keeps it quiet."""
+    if _TRACKER_QUIET not in sys.warnoptions:
+        sys.warnoptions.append(_TRACKER_QUIET)
 
 
 @contextlib.contextmanager

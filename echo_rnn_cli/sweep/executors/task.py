@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ...config import Config
+from ...files import NameTaken
 from ..manifest import kept_run
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -99,10 +100,18 @@ def _task_result(name: str, run, out_dir: str | None) -> TaskResult:
             data = path.read_bytes()
         return TaskResult(name, run.status, run.message, run.summary(None), data)
     path = Path(out_dir) / f"{name}.npz"
+    existed = os.path.lexists(path)  # what kept_run judges is all this point may replace
     kept = kept_run(path, run.config, run.status, run.epochs_completed)
     if kept is not None:
         return TaskResult(name, kept.status, kept.message, kept.summary)
-    save_run(run, path)
+    try:
+        save_run(run, path, replace=existed)
+    except NameTaken:  # a file appeared meanwhile (a lone `train -o` into the folder): it is judged too
+        kept = kept_run(path, run.config, run.status, run.epochs_completed)
+        if kept is not None:
+            return TaskResult(name, kept.status, kept.message, kept.summary)
+        return TaskResult(name, "error", f"{str(path)!r} appeared while the point trained (another writer?); "
+                                         "this point's run was not saved over it", None)
     return TaskResult(name, run.status, run.message, run.summary(str(path)))
 
 
