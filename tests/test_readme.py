@@ -174,3 +174,11 @@ def test_layout_names_each_module_once():
     layout = PAGES["docs/layout.md"].split("## Layout\n", 1)[1].split("```", 2)[1]
     entries = re.findall(r"^( +)(\S+(?:\.py|/))(?= )", layout, flags=re.M)
     assert entries and len(entries) == len(set(entries)), [e for e in entries if entries.count(e) > 1]
+
+
+def test_the_licence_is_the_one_pyproject_names():
+    """pyproject says MIT (issue 29: there was no LICENSE file)."""
+    text = (ROOT / "LICENSE").read_text()
+    assert tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["license"] == "MIT"
+    assert text.startswith("MIT License\n") and "Copyright (c) the echo-rnn authors" in text
+    assert "THE SOFTWARE IS PROVIDED \"AS IS\", WITHOUT WARRANTY OF ANY KIND" in text
