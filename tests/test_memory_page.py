@@ -185,4 +185,4 @@ def test_the_pages_name_the_record_schedule_the_trainer_keeps():
     for page in (PAGE, run_file):
         page = re.sub(r"\s+", " ", page)
         assert "every epoch up to 4" in page and "(6, 8, 11, 16, 23, 32, 45," in page
-        assert "up to 8" not in page
+        assert "every epoch up to 8" not in page
