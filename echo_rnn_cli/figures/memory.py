@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 from matplotlib import colors as mcolors
 from matplotlib.figure import Figure
+from matplotlib.ticker import LogLocator, NullFormatter
 
 from ..memory_profile import peak
 from ..runs import Run
@@ -93,9 +94,13 @@ def _loss_panel(ax, run: Run) -> None:
     ax.axvline(chance, color="0.4", ls=":", lw=1.2, label=f"a guess: ln {run.config.num_classes}")
     ax.plot(loss, np.arange(at.size), "o-", color="tab:blue", ms=3, lw=1)
     good = loss[np.isfinite(loss) & (loss > 0)]
-    low = min(float(good.min()) if good.size else chance, chance) / 2
+    # Whole decades, at least 0.01 to 1, labelled at each decade only: the panel is narrow.
+    low = 10.0 ** np.floor(np.log10(min(float(good.min()) if good.size else chance, 0.01)))
+    high = 10.0 ** np.ceil(np.log10(max(float(good.max()) if good.size else chance, chance) * 1.01))
     ax.set_xscale("log")
-    ax.set_xlim(low, max(float(good.max()) if good.size else chance, chance) * 2)
+    ax.set_xlim(low, high)
+    ax.xaxis.set_major_locator(LogLocator(base=10, numticks=12))
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_ylim(-0.5, at.size - 0.5)
     ax.set_title("mean loss of the epoch\n(log scale)", fontsize=8)
     ax.set_xlabel("loss", fontsize=8)
