@@ -202,6 +202,25 @@ def presets(work: Path, draw: bool) -> dict:
     return out
 
 
+def variants(work: Path, draw: bool) -> dict:
+    """docs/training.md's words under the presets table: long-echo and multiclass at the default
+    learning rate 0.3, smoke with the tutorial's weights, and the gated presets unclipped at 20 epochs."""
+    from echo_rnn_cli import resolve, train_many
+
+    def accuracies(name, seeds, **changes):
+        configs = [resolve(ROOT / "configs" / f"{name}.toml", {**changes, "seed": s}) for s in seeds]
+        return [r.eval_accuracy for r in train_many(configs)]
+
+    out = {f"variant_long_echo_s{s}": a for s, a in enumerate(accuracies("long-echo", range(3), learning_rate=0.3))}
+    out["variant_multiclass_s2"] = accuracies("multiclass", [2], learning_rate=0.3)[0]
+    smoke = accuracies("smoke", range(10), init="tutorial")
+    out["variant_smoke_tutorial_at_chance"] = sum(a < 0.6 for a in smoke)
+    for cell in ("lstm", "gru"):
+        acc = accuracies(cell, range(10), epochs=20, clip_norm=0.0)
+        out |= {f"variant_{cell}20_min": min(acc), f"variant_{cell}20_max": max(acc)}
+    return out
+
+
 def first_above(values: np.ndarray, bound: float) -> int | None:
     """The first epoch (from 1) whose value reaches ``bound``; None if none does."""
     hits = np.flatnonzero(values >= bound)
@@ -335,7 +354,9 @@ def init_table(work: Path, draw: bool) -> dict:
     out |= {"init_2layers_min": min(acc), "init_2layers_max": max(acc)}
     for size in (5, 6):
         acc = accuracies(state_size=size, init="tutorial")
-        out[f"init_tutorial_{size}_at_chance"] = ", ".join(str(s) for s, a in enumerate(acc) if a < 0.6)
+        seeds = [str(s) for s, a in enumerate(acc) if a < 0.6]
+        said = " and ".join([", ".join(seeds[:-1]), seeds[-1]]) if seeds[1:] else "".join(seeds)
+        out[f"init_tutorial_{size}_at_chance"] = f"seed{'s' if seeds[1:] else ''} {said}" if seeds else "no seed"
     return out
 
 
@@ -362,6 +383,8 @@ PRODUCTS = {p.name: p for p in [
     Product("sweep", "echo-rnn sweep --grid echo_step=1,2,3,5 --grid truncated_backprop_length=3,5,8,15 -o sweep",
             (), sweep),
     Product("presets", "echo-rnn train --config configs/NAME.toml --seeds 10 --json", (), presets),
+    Product("variants", "echo-rnn train --config configs/NAME.toml --seeds N with --learning-rate 0.3 (long-echo, "
+            "multiclass), --init tutorial (smoke), --epochs 20 --clip-norm 0 (lstm, gru)", (), variants),
     Product("stop", "echo-rnn train --epochs 20 --seeds 10 (first epoch of mean training accuracy >= 0.95) && "
             "echo-rnn train --epochs 100 --stop-at-accuracy 0.95", (), stop),
     Product("clipping", "echo-rnn train --cell CELL --echo-step 8 --state-size 8 --seeds 5 [--clip-norm 1]", (),
@@ -383,6 +406,12 @@ PRODUCTS = {p.name: p for p in [
 
 
 # --- the pages' quotes ---------------------------------------------------------------------------
+
+def _heatmap_row(label: str, name: str) -> tuple[str, str]:
+    """A row of docs/cells.md's table: the mean held-out accuracy at echo 2, 4, ..., 12."""
+    cells = " | ".join(f"{{heatmap_{name}_e{e}:.3f}}" for e in (2, 4, 6, 8, 10, 12))
+    return "docs/cells.md", f"{label} | {cells} |"
+
 
 #: (page, template): a passage of a page with its numbers as ``{name:format}`` fields. Whitespace
 #: matches any whitespace (the pages wrap their lines); each passage occurs exactly once.
@@ -422,6 +451,16 @@ QUOTES: list[tuple[str, str]] = [
     ("docs/memory.md", "**gru** ({cells_gru_accuracy:.4f}): the same picture two epochs later "
                        "({cells_gru_epoch3_lag8:.2f} after 3 epochs, {cells_gru_epoch8_lag8:.2f} after 8), "
                        "{cells_gru_lag8:.2f} at lag 8 at the end ({cells_gru_share:.0%} of the profile)"),
+    _heatmap_row("| rnn", "rnn"), _heatmap_row("| lstm", "lstm"), _heatmap_row("| gru", "gru"),
+    _heatmap_row("the default for 8 units before `auto` chose Keras's)", "tutorial"),
+    ("docs/cells.md", "20,000, clipped at 1) reach at least {preset_lstm_min:.3f} (LSTM) and "
+                      "{preset_gru_min:.3f} (GRU) for every seed 0-9"),
+    ("docs/cells.md", "the same settings with `--cell rnn` gave {cells_rnn20_tutorial:.3f} (`--init tutorial`), "
+                      "{cells_rnn20_glorot:.3f} (`glorot`) and {cells_rnn20_keras:.3f} (`keras`)."),
+    ("docs/cells.md", "| 15 (0, the default) | {stride_15_windows} | {stride_15_accuracy:.3f} |"),
+    ("docs/cells.md", "| 5 | {stride_5_windows} | {stride_5_accuracy:.3f} |"),
+    ("docs/cells.md", "| 1 | {stride_1_windows} | {stride_1_accuracy:.3f} |"),
+    ("docs/cells.md", "accuracy rises only from {stride_15_accuracy:.3f} to {stride_1_accuracy:.3f}, at 12 times"),
     ("docs/sweeps.md", "every window learns echo 1 and 2 (accuracy at least {sweep_e12_min:.3f}); echo 3 fails "
                        "only with the 3-step window ({sweep_e3_w3:.3f}, chance); echo 5 fails with 3- and 5-step "
                        "windows ({sweep_e5_w3:.3f}, {sweep_e5_w5:.3f}) and is learned only partly with 8 and 15 "
@@ -438,6 +477,19 @@ QUOTES: list[tuple[str, str]] = [
                          "{preset_multiclass_min:.4f}, {preset_multiclass_median:.4f} |"),
     ("docs/training.md", "(see *Which cell learns which echo*) | {preset_lstm_min:.4f}, {preset_lstm_median:.4f} |"),
     ("docs/training.md", "| `gru.toml` | the same with a GRU | {preset_gru_min:.4f}, {preset_gru_median:.4f} |"),
+    ("docs/training.md", "(long-echo: {variant_long_echo_s0:.3f}, {variant_long_echo_s1:.3f}, "
+                         "{variant_long_echo_s2:.3f} for seeds 0-2; multiclass seed 2: {variant_multiclass_s2:.3f})"),
+    ("docs/training.md", "ended at chance for {variant_smoke_tutorial_at_chance} of seeds 0-9"),
+    ("docs/training.md", "ranged from {variant_lstm20_min:.3f} to {variant_lstm20_max:.3f} (LSTM) and "
+                         "{variant_gru20_min:.3f} to {variant_gru20_max:.3f} (GRU) over seeds 0-9"),
+    ("docs/training.md", "| 2 units | keras | {init_2_min:.3f} to {init_2_max:.3f}:"),
+    ("docs/training.md", "| 3 units | keras | {init_3_s0:.4f}, {init_3_s1:.4f}, {init_3_s2:.4f}, {init_3_s3:.4f}, "
+                         "{init_3_s4:.4f}:"),
+    ("docs/training.md", "| 4 units (the tutorial) | tutorial | {init_4_min:.4f} to {init_4_max:.4f}"),
+    ("docs/training.md", "| 5, 6 units | keras | {init_5_6_min:.4f} to {init_5_6_max:.4f} (the tutorial's weights at 5 "
+                         "units: {init_tutorial_5_at_chance:s} at chance; at 6: {init_tutorial_6_at_chance:s})"),
+    ("docs/training.md", "| 8, 16 units | keras | {init_8_16_min:.4f} to {init_8_16_max:.4f} |"),
+    ("docs/training.md", "| 2 layers of 4 | keras | {init_2layers_min:.4f} to {init_2layers_max:.4f} |"),
     ("docs/training.md", "epochs {stop_seed0_epochs}  held-out accuracy {stop_seed0_accuracy:.4f}  ...  (stopped at "
                          "epoch {stop_seed0_epochs} of 100: training accuracy {stop_seed0_training_accuracy:.3f} "
                          ">= 0.95)"),

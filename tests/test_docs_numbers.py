@@ -121,3 +121,9 @@ def test_the_cli_prints_what_the_docs_quote(tmp_path):
     assert result.exit_code == 0, result.output
     assert f"held-out accuracy {VALUES['default_accuracy']:.4f}" in result.stderr
     assert make.trace_digest(load_run(out)) == VALUES["default_trace_sha256"]
+
+
+def test_the_page_on_the_script_lists_every_part():
+    listed = re.findall(r"^\| `(\w+)` \|", (ROOT / "docs" / "numbers.md").read_text(), re.M)
+    assert listed == list(make.PRODUCTS)
+    assert all(p.measure.__doc__ for p in make.PRODUCTS.values())
