@@ -373,7 +373,7 @@ def echo_example(work: Path, draw: bool) -> dict:
 PRODUCTS = {p.name: p for p in [
     Product("default", "echo-rnn train --echo-step 3 -o run.npz && echo-rnn plot run.npz -o docs/quickstart.png "
             "&& echo-rnn plot run.npz --memory -o docs/memory-default.png",
-            ("docs/quickstart.png", "docs/memory-default.png"), default),
+            ("docs/quickstart.png", "docs/memory-default.png"), default, quick=True),
     Product("staircase", "echo-rnn train --epochs 10 --truncated-backprop-length W -o wW.npz (W = 3, 4) && "
             "echo-rnn plot w3.npz w4.npz --memory -o docs/memory-staircase.png",
             ("docs/memory-staircase.png",), staircase, quick=True),
