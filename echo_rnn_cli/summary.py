@@ -147,12 +147,15 @@ def _fmt(v: float, digits: int = 4) -> str:
     return "-" if v is None or not math.isfinite(v) else f"{v:.{digits}f}"
 
 
-def render_table(rows: Sequence[Row], console) -> None:
-    """A rich table: file name, the settings that vary, the results."""
+def render_table(rows: Sequence[Row], console, plain: bool = False) -> None:
+    """A rich table: file name, the settings that vary, the results. ``plain`` (a pipe or file):
+    no title and no box-drawing lines, a header line and a line per run, columns apart by spaces,
+    for `while read` loops, `awk` and `column`."""
     from rich.table import Table
 
     keys = varying_keys(rows)
-    table = Table(title=f"echo-rnn summary: {len(rows)} runs", title_justify="left")
+    table = (Table(box=None, show_edge=False, pad_edge=False, padding=(0, 2, 0, 0)) if plain
+             else Table(title=f"echo-rnn summary: {len(rows)} runs", title_justify="left"))
     for k in keys:
         table.add_column(k, justify="right")
     for col in ("status", "held-out acc", "final loss", "wall", "run file"):

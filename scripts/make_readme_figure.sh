@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
 # Regenerate docs/quickstart.png, the README's quick-start figure, from a real run of the quick
-# start's own two commands (the tutorial's settings, echo_step 3), so the picture is what a user gets.
-# About a minute on a 2-core CPU.
-#   scripts/make_readme_figure.sh                                     # `echo-rnn` on PATH
-#   ECHO_RNN=".venv/bin/python -m echo_rnn_cli" scripts/make_readme_figure.sh
+# start's own commands (the tutorial's settings, echo_step 3), so the picture is what a user gets,
+# with the numbers the docs quote of that run. docs/make.py does it (its part `default`; run
+# docs/make.py alone for every figure and number of the docs). About 20 s on a 2-core CPU.
+#   scripts/make_readme_figure.sh                                     # `python3` has echo-rnn
+#   PYTHON=.venv/bin/python scripts/make_readme_figure.sh
+#   ECHO_RNN=.venv/bin/echo-rnn scripts/make_readme_figure.sh         # that environment's python
 set -euo pipefail
 cd "$(dirname "$0")/.."
-read -r -a echo_rnn <<< "${ECHO_RNN:-echo-rnn}"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-export MPLBACKEND=Agg
-"${echo_rnn[@]}" train --echo-step 3 -o "$work/run.npz"   # named run.npz, as the figure's title shows
-"${echo_rnn[@]}" plot "$work/run.npz" -o docs/quickstart.png
-ls -l docs/quickstart.png
+python=${PYTHON:-python3}
+if [[ -z "${PYTHON:-}" && -n "${ECHO_RNN:-}" ]]; then
+  read -r -a echo_rnn <<< "$ECHO_RNN"
+  case "${echo_rnn[0]}" in
+    */echo-rnn) python="$(dirname "${echo_rnn[0]}")/python" ;;
+    *) python="${echo_rnn[0]}" ;;  # `.venv/bin/python -m echo_rnn_cli`
+  esac
+fi
+exec "$python" docs/make.py default

@@ -129,3 +129,15 @@ def test_real_subprocess(tmp_path):
     assert "\x1b[" not in proc.stderr and "Traceback" not in proc.stderr
     run = load_run(tmp_path / "run.npz")
     assert np.isfinite(run.loss).all()
+
+
+@pytest.mark.parametrize(("args", "meant"), [(["train", "--echo-stpe", "3"], "--echo-step"),
+                                             (["train", "--batch-sise", "3"], "--batch-size"),
+                                             (["plot", "run.npz", "--memroy"], "--memory"),
+                                             (["sweep", "--gird", "seed=1"], "--grid")])
+def test_a_misspelt_flag_suggests_the_nearest_first(args, meant, capsys):
+    """Click lists its close matches alphabetically, so --echo-stpe was answered with --batch-size
+    first (issue 29); the nearest flag is the one suggested, in one line, exit 2."""
+    assert run_cli(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"Did you mean {meant}?" in err and "one of" not in err

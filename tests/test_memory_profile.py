@@ -2,6 +2,7 @@
 recorded by train, stored in the run file, shown by plot --memory, echo --explain, --json, summary
 and TensorBoard. On real trainings and on networks built by hand whose memory is known exactly."""
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -248,6 +249,28 @@ def test_plot_memory_reads_at_a_glance(learned):
     labels = [label for ax in fig.axes for label in ax.get_legend_handles_labels()[1]]
     assert any("at the end: rests on lag 3" in t for t in titles), titles
     assert "echo_step 3" in labels and "window edge (15 steps)" in labels
+
+
+def test_plot_memory_of_two_runs_tells_their_window_edges_apart(learned):
+    """Two runs of different windows: each window-edge line in its run's colour and named (issue 29:
+    both were black); the loss panel on a log scale with a guess's loss marked, so a fall from 0.69
+    to 0.001 reads at a glance."""
+    from matplotlib.colors import to_hex
+
+    from echo_rnn_cli.figures.memory import memory_figure
+
+    other = dataclasses.replace(learned, config=learned.config.replace(truncated_backprop_length=4))
+    fig = memory_figure([learned, other], ["a.npz", "b.npz"])
+    overlay = fig.axes[-1]
+    curves = {line.get_label().split(" ")[0]: to_hex(line.get_color()) for line in overlay.lines
+              if line.get_label().endswith(")") and "window edge" not in line.get_label()}
+    edges = {line.get_label(): to_hex(line.get_color()) for line in overlay.lines
+             if line.get_label().startswith("window edge")}
+    assert edges == {"window edge 4: b.npz": curves["b.npz"], "window edge 15: a.npz": curves["a.npz"]}
+    assert curves["a.npz"] != curves["b.npz"]
+    losses = [ax for ax in fig.axes if ax.get_title().startswith("mean loss")]
+    assert len(losses) == 2 and all(ax.get_xscale() == "log" for ax in losses)
+    assert any(line.get_label() == "a guess: ln 2" for line in losses[0].lines)
 
 
 @pytest.mark.parametrize("args, fragment", [

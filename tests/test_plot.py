@@ -312,3 +312,20 @@ def test_plot_does_not_import_tensorflow(runs):
             "    assert e.code == 0, e.code\n"
             "assert 'tensorflow' not in sys.modules, 'tensorflow was imported'")
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, timeout=120)
+
+
+def test_comparison_epoch_lines_are_not_taken_for_a_run(runs):
+    """The epoch lines are light, dotted and beneath the curves, and unlike the first run's blue
+    (issue 29: its curve blended into solid grey lines)."""
+    from matplotlib.colors import to_rgb
+
+    fig = comparison_figure([load_run(runs / "a.npz"), load_run(runs / "b.npz")], names=["a", "b"])
+    ax = fig.axes[0]
+    (epochs,) = ax.collections
+    curves = [line for line in ax.lines if not line.get_label().startswith("_")]
+    assert epochs.get_zorder() < min(line.get_zorder() for line in curves)
+    assert all(style[1] is not None for style in epochs.get_linestyle()), "dotted, not solid"
+    grey = to_rgb(epochs.get_edgecolor()[0])
+    assert grey[0] == grey[1] == grey[2] and grey[0] > 0.7  # a light grey: no C0..C9 is one
+    for line in curves:
+        assert max(abs(a - b) for a, b in zip(to_rgb(line.get_color()), grey, strict=True)) > 0.2

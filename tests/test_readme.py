@@ -86,8 +86,10 @@ def test_the_figure_is_there_and_can_be_made_again():
     script = ROOT / "scripts" / "make_readme_figure.sh"
     assert os.access(script, os.X_OK)
     text = script.read_text()
-    assert "train --echo-step 3" in text and "docs/quickstart.png" in text  # the quick start's own run
+    assert "docs/make.py default" in text and "docs/quickstart.png" in text  # the quick start's own run
     assert "scripts/make_readme_figure.sh" in PAGES["docs/setup.md"]
+    make = (ROOT / "docs" / "make.py").read_text()
+    assert '"echo-rnn train --echo-step 3 -o run.npz && echo-rnn plot run.npz -o docs/quickstart.png' in make
 
 
 def slug(heading: str) -> str:
@@ -174,3 +176,11 @@ def test_layout_names_each_module_once():
     layout = PAGES["docs/layout.md"].split("## Layout\n", 1)[1].split("```", 2)[1]
     entries = re.findall(r"^( +)(\S+(?:\.py|/))(?= )", layout, flags=re.M)
     assert entries and len(entries) == len(set(entries)), [e for e in entries if entries.count(e) > 1]
+
+
+def test_the_licence_is_the_one_pyproject_names():
+    """pyproject says MIT (issue 29: there was no LICENSE file)."""
+    text = (ROOT / "LICENSE").read_text()
+    assert tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["license"] == "MIT"
+    assert text.startswith("MIT License\n") and "Copyright (c) the echo-rnn authors" in text
+    assert "THE SOFTWARE IS PROVIDED \"AS IS\", WITHOUT WARRANTY OF ANY KIND" in text

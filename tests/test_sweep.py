@@ -266,13 +266,26 @@ def test_summary_table_shows_the_settings_that_vary(swept):
     out, _ = swept
     result = CliRunner().invoke(cli, ["summary", str(out)])
     assert result.exit_code == 0, result.output
-    header = result.stdout.splitlines()[2]
+    header = result.stdout.splitlines()[0]
     for column in ("echo_step", "truncated_backprop_length", "seed", "status", "held-out acc", "final loss",
                    "wall"):
-        assert column in result.stdout
+        assert column in header
     assert "state_size" not in header  # not varied, not shown
     assert result.stdout.count("completed") == 8
     assert "\x1b[" not in result.stdout
+
+
+def test_summary_in_a_pipe_is_plain_lines_for_a_shell_loop(swept):
+    """Off a terminal (issue 29): a header line and a line per run, no title and no box-drawing
+    characters, so `summary sweep | while read ...` and awk see the fields; on a terminal the table."""
+    out, _ = swept
+    lines = CliRunner().invoke(cli, ["summary", str(out)]).stdout.splitlines()
+    assert len(lines) == 1 + 8 and not any(set(line) & set("─│┃━┏┡└╇┌┐┘┼") for line in lines)
+    fields = [line.split() for line in lines[1:]]
+    assert all(len(f) == len(fields[0]) and f[3] == "completed" and f[-1].endswith(".npz") for f in fields)
+    assert [int(f[0]) for f in fields] == sorted(int(f[0]) for f in fields)  # echo_step, as a number
+    terminal = CliRunner().invoke(cli, ["summary", str(out)], env={"TTY_COMPATIBLE": "1"}).stdout
+    assert "echo-rnn summary: 8 runs" in terminal and "━" in terminal
 
 
 def test_summary_lists_unreadable_files_and_exits_1(swept, tmp_path):

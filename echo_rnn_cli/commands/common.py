@@ -8,6 +8,7 @@ Exit codes: 0 done; 1 a failure (a diverged run among them); 2 bad flags, config
 
 from __future__ import annotations
 
+import difflib
 import os
 import sys
 from pathlib import Path
@@ -43,11 +44,20 @@ def given(name: str) -> bool:
     return source is not None and source.name == "COMMANDLINE"
 
 
+def _usage_message(e: click.UsageError) -> str:
+    """Click's message, but an unknown option's nearest flag first: click lists its close matches
+    alphabetically (--echo-stpe: '--batch-size', '--echo-step', '--epochs'), difflib ranks them."""
+    if isinstance(e, click.NoSuchOption) and e.possibilities:
+        best = difflib.get_close_matches(e.option_name, e.possibilities, n=len(e.possibilities), cutoff=0)
+        return f"{e.message} Did you mean {best[0]}?"
+    return e.format_message()
+
+
 def _exit_for(e: BaseException) -> int:
     """The one line for an exception that ended a command, printed, and its exit code."""
     if isinstance(e, click.UsageError):
         hint = f" (see '{e.ctx.command_path} --help')" if e.ctx is not None else ""
-        fail(e.format_message() + hint)
+        fail(_usage_message(e) + hint)
         return e.exit_code
     if isinstance(e, click.ClickException):
         fail(e.format_message())

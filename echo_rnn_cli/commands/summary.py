@@ -40,9 +40,10 @@ def summary(paths, fmt):
         from rich.console import Console
 
         console = Console(highlight=False)
-        if not console.is_terminal:  # a file or pipe has no width to fit: never cut a column
+        plain = not console.is_terminal
+        if plain:  # a file or pipe has no width to fit: never cut a column
             console = Console(highlight=False, width=100_000)
-        render_table(collected.rows, console)
+        render_table(collected.rows, console, plain=plain)
     for error in collected.errors:
         click.echo(f"Error: skipped {error}", err=True)
     return EXIT_FAILURE if collected.errors else EXIT_OK

@@ -220,12 +220,12 @@ def x_limits(windows: int) -> tuple[float, float]:
     return -pad, max(windows, 1) + pad
 
 
-def epoch_legend_handle(label: str, color: str = "tab:orange"):
+def epoch_legend_handle(label: str, color: str = "tab:orange", style="-"):
     """The legend's sample of the epoch lines: drawn bolder than the faint lines themselves, which
     would otherwise leave the legend entry all but invisible."""
     from matplotlib.lines import Line2D
 
-    return Line2D([], [], color=color, lw=1.5, label=label)
+    return Line2D([], [], color=color, lw=1.5, ls=style, label=label)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -24,6 +24,8 @@ from .common import (
     x_limits,
 )
 
+#: The epoch lines: a light grey, dotted, unlike any run's colour (matplotlib's C0-C9).
+EPOCH_GREY, EPOCH_STYLE = "0.78", (0, (1, 2))
 #: Keys that never change what a run learns, so never tell runs apart in a comparison.
 _NOT_COMPARED = ("device",)
 
@@ -73,10 +75,12 @@ def comparison_figure(runs: Sequence[Run], labels: Sequence[str] | None = None, 
     if len(Ws) == 1:  # epochs mean the same windows in every run: mark them
         W = max(Ws.pop(), 1)
         starts, _, label = epoch_marks(longest, W)
-        # Grey, not the training figure's orange: orange is the second run's colour here.
-        ax.vlines(starts, 0, 1, transform=ax.get_xaxis_transform(), colors="0.6", lw=0.8, alpha=0.6)
+        # Light grey and dotted, beneath the curves: not the training figure's orange (the second
+        # run's colour here), and no solid line that the first run's blue could be taken for.
+        ax.vlines(starts, 0, 1, transform=ax.get_xaxis_transform(), colors=EPOCH_GREY, lw=0.8,
+                  linestyles=EPOCH_STYLE, zorder=0.5)
         if starts.size:
-            handles.append(epoch_legend_handle(label, "0.6"))
+            handles.append(epoch_legend_handle(label, EPOCH_GREY, EPOCH_STYLE))
         add_epoch_axis(ax, W)
     ax.set_xlim(*x_limits(longest))
     _scale_loss_axis(ax, log, finite_max, positive_min)

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 from matplotlib import colors as mcolors
 from matplotlib.figure import Figure
+from matplotlib.ticker import LogLocator, NullFormatter
 
 from ..memory_profile import peak
 from ..runs import Run
@@ -84,23 +85,55 @@ def _reach_panel(fig, ax, run: Run) -> None:
 
 
 def _loss_panel(ax, run: Run) -> None:
+    """The epoch's mean loss at each record, on a log scale (it falls by decades once the echo is
+    learned), against a dotted line at a guess's loss, ln C: at chance or below it, at a glance."""
     means, _ = run.epoch_means()
     at = run.memory_epoch
     loss = np.array([means[e - 1] if 0 < e <= means.size else np.nan for e in at])
+    chance = float(np.log(run.config.num_classes))
+    ax.axvline(chance, color="0.4", ls=":", lw=1.2, label=f"a guess: ln {run.config.num_classes}")
     ax.plot(loss, np.arange(at.size), "o-", color="tab:blue", ms=3, lw=1)
+    good = loss[np.isfinite(loss) & (loss > 0)]
+    # Whole decades, at least 0.01 to 1, labelled at each decade only: the panel is narrow.
+    low = 10.0 ** np.floor(np.log10(min(float(good.min()) if good.size else chance, 0.01)))
+    high = 10.0 ** np.ceil(np.log10(max(float(good.max()) if good.size else chance, chance) * 1.01))
+    ax.set_xscale("log")
+    ax.set_xlim(low, high)
+    ax.xaxis.set_major_locator(LogLocator(base=10, numticks=12))
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_ylim(-0.5, at.size - 0.5)
-    ax.set_title("mean loss\nof the epoch", fontsize=8)
+    ax.set_title("mean loss of the epoch\n(log scale)", fontsize=8)
+    ax.set_xlabel("loss", fontsize=8)
+    ax.legend(loc="lower left", fontsize=6, framealpha=0.8)
     ax.tick_params(axis="y", labelleft=False)
     ax.tick_params(labelsize=7)
     ax.grid(alpha=0.3)
 
 
+def _overlay_edges(ax, runs: Sequence[Run], names: Sequence[str], colours: Sequence[str]) -> None:
+    """The echo_step and window-edge lines of the overlay: as ``_edges`` when every run shares the
+    value, else one line per value in the colour of the (first) run it belongs to, naming its runs,
+    so that two runs' window edges are told apart."""
+    for key, style, what, shift in (("echo_step", "--", "echo_step", 0.0),
+                                    ("truncated_backprop_length", "-", "window edge", 0.5)):
+        values = [getattr(r.config, key) for r in runs]
+        if len(set(values)) == 1:
+            ax.axvline(values[0] - shift, color="tab:red" if shift == 0 else "black", ls=style, lw=1.2,
+                       label=f"{what} {values[0]}" if shift == 0 else f"window edge ({values[0]} steps)")
+            continue
+        for value in sorted(set(values)):
+            which = [i for i, v in enumerate(values) if v == value]
+            ax.axvline(value - shift, color=colours[which[0]], ls=style, lw=1.4, alpha=0.9,
+                       label=f"{what} {value}: " + ", ".join(names[i] for i in which))
+
+
 def _overlay(ax, runs: Sequence[Run], names: Sequence[str]) -> None:
-    for run, name in zip(runs, names, strict=True):
+    colours = [f"C{i % 10}" for i in range(len(runs))]
+    for run, name, colour in zip(runs, names, colours, strict=True):
         c = run.config
-        ax.plot(run.memory_profile[-1], marker="o", ms=3, label=f"{name} ({c.cell}, echo {c.echo_step}, "
-                f"window {c.truncated_backprop_length})")
-    _edges(ax, runs)
+        ax.plot(run.memory_profile[-1], marker="o", ms=3, color=colour, label=f"{name} ({c.cell}, echo "
+                f"{c.echo_step}, window {c.truncated_backprop_length})")
+    _overlay_edges(ax, runs, names, colours)
     ax.set_xlabel("lag k (steps back)", fontsize=8)
     ax.set_ylabel("change in P(prediction)", fontsize=8)
     ax.set_title("final memory profiles", fontsize=9)
@@ -119,7 +152,7 @@ def memory_figure(runs: Sequence[Run], names: Sequence[str], figure: Figure | No
     rows = figure.subfigures(n + (1 if n > 1 else 0), 1, squeeze=False,
                              height_ratios=[4.2] * n + ([3.4] if n > 1 else []))[:, 0]
     for sub, run, name in zip(rows, runs, names, strict=False):
-        profile, reach, loss = sub.subplots(1, 3, sharey=True, gridspec_kw={"width_ratios": [4, 4, 1.2]})
+        profile, reach, loss = sub.subplots(1, 3, sharey=True, gridspec_kw={"width_ratios": [4, 4, 1.8]})
         _profile_panel(sub, profile, run)
         _reach_panel(sub, reach, run)
         _loss_panel(loss, run)
