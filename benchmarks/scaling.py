@@ -361,7 +361,7 @@ def table(res: dict) -> list[str]:
     head = ["cell", "state", "math", "echo-rnn, 1 model", *(f"`--seeds {m}`, per model-window" for m in seeds),
             "JAX scan, 1 model", *(f"JAX vmap {m}, per model-window" for m in seeds), "echo-rnn / JAX",
             "PyTorch eager (default threads)", "PyTorch, 1 thread", "PyTorch (faster) / echo-rnn",
-            "windows per epoch (echo-rnn / JAX / PyTorch)"]
+            "windows per epoch (each row measured, in order)"]
     lines = [f"Per training window (5 rows x 15 steps), steady state, median of {s['epochs']} epochs:", "",
              "| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     for cell in dict.fromkeys(r["cell"] for r in rows):
