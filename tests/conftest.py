@@ -49,6 +49,13 @@ def run_cli(args):
     return info.value.code
 
 
+def run_cli_output(args, capsys):
+    """``run_cli``, and what it wrote: (code, stdout, stderr)."""
+    code = run_cli(args)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
 def sweep_cmd(*args):
     return [sys.executable, "-m", "echo_rnn_cli", "sweep", *small_flags(), *map(str, args)]
 

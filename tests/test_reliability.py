@@ -20,20 +20,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from echo_rnn_cli import Config, Run, interrupts, load_run, save_run, train
-from echo_rnn_cli.cli import cli
 from echo_rnn_cli.runs import RunFileError
 from tests.conftest import SMALL, small_flags
+from tests.conftest import run_cli_output as run_cli
 
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "MPLBACKEND": "Agg"}
 OLD = b"an older run file that must survive\n"
-
-
-def run_cli(args, capsys):
-    """Through the real entry point (one-line errors, exit codes), in-process: (code, stdout, stderr)."""
-    with pytest.raises(SystemExit) as info:
-        cli.main([str(a) for a in args], prog_name="echo-rnn")
-    out = capsys.readouterr()
-    return info.value.code, out.out, out.err
 
 
 def assert_one_line_error(err: str, *fragments: str) -> None:

@@ -20,18 +20,11 @@ import numpy as np
 import pytest
 
 from echo_rnn_cli import Config, Run, files, interrupts, load_run, save_run
-from echo_rnn_cli.cli import cli
 from tests.conftest import SMALL, SWEEP_ENV, small_flags
+from tests.conftest import run_cli_output as run_cli
 from tests.use_runs import random_weights
 
 LONG = "n" * 300  # over the 255 bytes of NAME_MAX
-
-
-def run_cli(args, capsys):
-    with pytest.raises(SystemExit) as info:
-        cli.main([str(a) for a in args], prog_name="echo-rnn")
-    out = capsys.readouterr()
-    return info.value.code, out.out, out.err
 
 
 def one_line(err: str, *fragments: str) -> str:
