@@ -15,6 +15,8 @@
 #
 # ECHO_RNN_ARM      scratch folder for the sysroot, the venv and the copy (default ~/.cache/echo-rnn-aarch64; ~3 GB)
 # ECHO_RNN_ARM_PIP  extra `pip install` arguments, e.g. "-c constraints.txt" to match an x86 venv's versions
+# ECHO_RNN_ARM_COPY another folder for the checkout's copy, so that a second run can start while one is
+#                   going on (it is put first on PYTHONPATH; the venv's editable install stays the first's)
 set -euo pipefail
 
 PROJECT=$(cd "$(dirname "$0")/.." && pwd)
@@ -22,7 +24,7 @@ ARM=${ECHO_RNN_ARM:-$HOME/.cache/echo-rnn-aarch64}
 QEMU=/usr/bin/qemu-aarch64-static
 ROOT=$ARM/root
 VENV=$ARM/venv
-COPY=$ARM/echo-rnn
+COPY=${ECHO_RNN_ARM_COPY:-$ARM/echo-rnn}
 # Debian 12's arm64 Python 3.11 and what it loads (libmpdec is bundled in bookworm's python3.11).
 DEBS="python3.11-minimal libpython3.11-minimal libpython3.11-stdlib python3.11 libpython3.11 python3.11-venv
   libc6 libexpat1 zlib1g libssl3 libffi8 libstdc++6 libgcc-s1 libbz2-1.0 liblzma5 libsqlite3-0 libuuid1
@@ -91,17 +93,21 @@ print(" ".join(r for r in extra if re.split(r"[<>=!~\[ ;]", r)[0] not in ("ray",
 EOP
 }
 
-install() {
+copy() {
   mkdir -p "$COPY"
   # A copy, so the emulated editable install never writes into the checkout.
   rsync -a --delete --exclude '.git' --exclude '.venv*' --exclude '*.egg-info' --exclude '__pycache__' \
     --exclude '.pytest_cache' --exclude '.hypothesis' "$PROJECT/" "$COPY/"
+}
+
+install() {
   local stamp
-  stamp=$(sha256sum "$COPY/pyproject.toml" | cut -c1-16)
+  stamp=$(sha256sum "$PROJECT/pyproject.toml" | cut -c1-16)
   [ -f "$VENV/.installed-$stamp" ] && return
   say "installing echo-rnn with its test extra (minus ray, ruff) for aarch64 (TensorFlow's wheel: ~6 min)"
+  [ "$COPY" = "$ARM/echo-rnn" ] || (COPY=$ARM/echo-rnn; copy)
   # shellcheck disable=SC2086,SC2046
-  nice -n 15 "$VENV/bin/python" -m pip install -q --only-binary=:all: ${ECHO_RNN_ARM_PIP:-} -e "$COPY" $(test_extras)
+  nice -n 15 "$VENV/bin/python" -m pip install -q --only-binary=:all: ${ECHO_RNN_ARM_PIP:-} -e "$ARM/echo-rnn" $(test_extras)
   rm -f "$VENV"/.installed-*
   touch "$VENV/.installed-$stamp"
 }
@@ -109,9 +115,10 @@ install() {
 host_tools
 sysroot
 venv
+copy
 install
 cd "$COPY"
-export PATH="$VENV/bin:$PATH"
+export PATH="$VENV/bin:$PATH" PYTHONPATH="$COPY${PYTHONPATH:+:$PYTHONPATH}"
 if [ "${1:-}" = "--run" ]; then
   shift
   exec nice -n 15 "$@"
