@@ -5,6 +5,7 @@ import contextlib
 import importlib.abc
 import importlib.machinery
 import os
+import platform
 import sys
 
 from . import native_stderr, xla_cache
@@ -31,9 +32,13 @@ def _add_flag(variable: str, flags: str) -> None:
         os.environ[variable] = f"{current} {flags}".strip()
 
 
+#: ARM CPUs (Linux's aarch64, macOS's arm64): fused multiply-add is in their base instruction set.
+ARM = platform.machine().lower() in ("aarch64", "arm64")
+
 # LLVM's -O1 instead of -O3 for XLA's kernels: compiling our programs takes 15-40% less time and
-# the code runs as fast or faster (they are tiny fused loops; see benchmarks/RESULTS.md).
-_add_flag("XLA_FLAGS", "--xla_backend_optimization_level=1")
+# the code runs as fast or faster (they are tiny fused loops; see benchmarks/RESULTS.md). Not on
+# ARM, where only -O3 lets the FMA switch below work (see there).
+_add_flag("XLA_FLAGS", f"--xla_backend_optimization_level={3 if ARM else 1}")
 # No fused multiply-adds in XLA's own kernels. LLVM contracts a multiply feeding an add into one
 # FMA instruction (one rounding instead of two) wherever the vectorizer leaves the two side by
 # side, and where it does depends on the shapes, the number of models among them, and on the
@@ -41,7 +46,17 @@ _add_flag("XLA_FLAGS", "--xla_backend_optimization_level=1")
 # model trained alone (fast math: a GRU from 3 models on, a tanh cell from 5). Capped at AVX
 # (which has no FMA), every multiply and add rounds on its own, in every lane, on every x86 CPU.
 # The library kernels that fast math calls (Eigen's matrix products) choose their own.
-_add_flag("XLA_FLAGS", "--xla_cpu_max_isa=AVX")
+# On ARM no cap can remove FMA (every aarch64 CPU has it; XLA's ISA cap only knows x86 names), and
+# XLA tells LLVM to fuse wherever it can (TargetOptions AllowFPOpFusion=Fast, fixed in its code). But
+# at -O3 LLVM's AArch64 back end leaves forming FMAs to its machine combiner pass instead of its
+# instruction selection (generateFMAsInMachineCombiner), and that pass has a switch of its own,
+# reachable through XLA's pass-through to LLVM's options: with it off, no multiply and add are fused
+# and ARM computes the x86 trace bit for bit (tanh, exp and the sigmoid included; see
+# docs/reliability.md). A user's own --xla_backend_* flags replace ours, and fusion may come back.
+if ARM:
+    _add_flag("XLA_FLAGS", "--xla_backend_extra_options=-aarch64-enable-mcr=false")
+else:
+    _add_flag("XLA_FLAGS", "--xla_cpu_max_isa=AVX")
 _user_tf_xla_flags = os.environ.get("TF_XLA_FLAGS")
 _cache_flag = xla_cache.setup()
 if _cache_flag:

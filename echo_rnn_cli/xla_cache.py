@@ -36,6 +36,8 @@ import re
 import resource
 import shutil
 import stat
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -85,14 +87,32 @@ def root() -> Path | None:
     return Path(base) / "echo-rnn" / "xla"
 
 
-def _cpu_signature() -> str:
-    """What the compiled code depends on: the CPU's model and instruction set extensions."""
+#: The /proc/cpuinfo lines that name the CPU and its instruction sets: x86's "model name" and "flags",
+#: ARM's "CPU implementer"/"CPU part" (the core) and "Features" (SVE, SME, ... are not on every core).
+CPUINFO_KEYS = ("model name", "flags", "CPU implementer", "CPU architecture", "CPU variant", "CPU part",
+                "CPU revision", "Features")
+CPUINFO = "/proc/cpuinfo"
+
+
+def _cpu_signature(cpuinfo: str | None = None) -> str | None:
+    """What the compiled code depends on: the CPU's model and instruction set extensions, from
+    /proc/cpuinfo on Linux and sysctl on macOS (no /proc there); None where neither tells, and then
+    nothing is cached: a program compiled for one Mac's instructions must not reach another."""
     try:
-        with open("/proc/cpuinfo") as f:
-            lines = [ln for ln in f if ln.startswith(("model name", "flags"))]
-        return "".join(sorted(set(lines)))
+        with open(cpuinfo or CPUINFO) as f:
+            lines = [ln for ln in f if ln.startswith(CPUINFO_KEYS)]
+        if lines:
+            return "".join(sorted(set(lines)))
     except OSError:
-        return platform.machine() + platform.processor()
+        pass
+    if sys.platform == "darwin":
+        try:  # the chip's name and every hw.optional feature flag (FEAT_SME, AVX2, ...)
+            out = subprocess.run(["/usr/sbin/sysctl", "machdep.cpu.brand_string", "hw.optional"],
+                                 capture_output=True, text=True, timeout=10, check=True).stdout
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return platform.machine() + out if out.strip() else None
+    return None
 
 
 def _tf_build() -> tuple[str, str]:
@@ -110,10 +130,12 @@ def _tf_build() -> tuple[str, str]:
     return "unknown", ""
 
 
-def _key() -> str:
+def _key() -> str | None:
+    cpu = _cpu_signature()
+    if cpu is None:
+        return None
     tf_version, build = _tf_build()
-    parts = [LAYOUT, tf_version, build, os.environ.get("XLA_FLAGS", ""), os.environ.get("TF_XLA_FLAGS", ""),
-             _cpu_signature()]
+    parts = [LAYOUT, tf_version, build, os.environ.get("XLA_FLAGS", ""), os.environ.get("TF_XLA_FLAGS", ""), cpu]
     digest = hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
     return f"tf{tf_version}-{digest}"
 
@@ -319,8 +341,12 @@ def setup() -> str | None:
     if _file_size_limited():
         problem = "the file size limit (ulimit -f) could fail TensorFlow's writes"
         return None
+    key = _key()
+    if key is None:
+        problem = "the CPU's instruction sets cannot be read (no /proc/cpuinfo or sysctl)"
+        return None
     try:
-        shared = top / _key()
+        shared = top / key
         shared.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         problem = f"no cache folder: {e}"

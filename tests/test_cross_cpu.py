@@ -1,4 +1,5 @@
-"""The same numbers on every CPU: no approximate instruction in the compiled programs.
+"""The same numbers on every CPU: no approximate instruction, and no fused multiply-add, in the
+compiled programs.
 
 The tutorial's trace used to part between Intel and AMD processors within a few windows: XLA turned
 Adagrad's ``g / sqrt(a + eps)`` into ``g * rsqrt(a + eps)`` and lowered rsqrt to the x86 approximate
@@ -40,6 +41,19 @@ def test_the_plain_formula_would_fail_that_check():
     x, y = _crafted()
     got = tf.function(lambda a, b: a / tf.sqrt(b), jit_compile=True)(x, y).numpy()
     assert np.count_nonzero(got != x / np.sqrt(y)) > 1000
+
+
+def test_no_multiply_and_add_are_fused_when_compiled():
+    """Each multiply and add rounds on its own in XLA's kernels, on every CPU (``_tf``: capped at AVX
+    on x86; on ARM, which always has fused multiply-add, LLVM's machine combiner off at -O3). Fused,
+    where LLVM's vectorizer happened to leave them side by side, a model's last bits would depend on
+    the models beside it in a vector, and ARM's trace would part from x86's."""
+    rng = np.random.default_rng(1)
+    a, b, c = (rng.standard_normal(1 << 16).astype(np.float32) for _ in range(3))
+    got = tf.function(lambda a, b, c: a * b + c, jit_compile=True)(a, b, c).numpy()
+    fused = (a.astype(np.float64) * b + c).astype(np.float32)  # the float64 product is exact
+    assert np.count_nonzero(fused != a * b + c) > 1000  # so the check below can fail (23% of these)
+    assert np.array_equal(got, a * b + c)
 
 
 def test_clipping_is_exact_and_leaves_small_gradients_alone():

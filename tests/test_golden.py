@@ -5,7 +5,9 @@ was exactly rounded (``optim.over_root``) and rounded on its own (no fused multi
 kernels compiled for AVX, ``_tf``), recorded on an AMD EPYC with AVX-512 (TensorFlow 2.21):
 ``Config(epochs=2, total_series_length=3000, seed=s)`` for s in 0, 1, 2, and a 3-class glorot/Adam
 config. No operation in the compiled programs rounds by CPU model any more
-(tests/test_cross_cpu.py), so the same file must match bit for bit on Intel processors too.
+(tests/test_cross_cpu.py), so the same file must match bit for bit on Intel processors too, and on
+ARM, where ``_tf`` keeps LLVM from fusing multiply-adds (checked on aarch64 under QEMU with
+scripts/test_aarch64.sh; with the fusion, ARM computed golden_fma's trace).
 
 Two earlier recordings stay only to show that each change moved the tutorial's trace by rounding,
 nothing more: tests/data/golden_before_cells.npz (an Intel Xeon, Adagrad's square root through the

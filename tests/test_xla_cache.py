@@ -336,3 +336,45 @@ os.write(2, b"E0000 unfinished")
         "E0000 cpu_aot_loader.cc:220] Loading XLA:CPU AOT result. Target machine feature +avx512f is not  x",
         "partial python line", "E0000 unfinished"], proc.stderr
     assert native_stderr._installed is None  # nothing of it in this (pytest's) process
+
+
+# /proc/cpuinfo of two ARM servers (AWS Graviton 2 and 3, abridged): no "model name" or "flags"
+# lines, which is all the signature used to read, so both shared one folder, and a program compiled
+# with SVE (Graviton 3) would have been loaded where there is none.
+NEOVERSE_N1 = """processor\t: 0
+BogoMIPS\t: 243.75
+Features\t: fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp ssbs
+CPU implementer\t: 0x41
+CPU architecture: 8
+CPU variant\t: 0x3
+CPU part\t: 0xd0c
+CPU revision\t: 1
+"""
+NEOVERSE_V1 = NEOVERSE_N1.replace("asimddp ssbs", "asimddp sha512 sve asimdfhm dit uscat ilrcpc flagm ssbs").replace(
+    "0xd0c", "0xd40")
+
+
+def test_the_cpu_signature_tells_arm_cores_and_their_instruction_sets_apart(tmp_path):
+    signatures = []
+    for text in (NEOVERSE_N1, NEOVERSE_V1, NEOVERSE_V1.replace("0xd40", "0xd4f")):
+        (tmp_path / "cpuinfo").write_text(text)
+        signatures.append(xla_cache._cpu_signature(str(tmp_path / "cpuinfo")))
+    assert None not in signatures and len(set(signatures)) == 3
+    assert "sve" in signatures[1] and "sve" not in signatures[0]
+    assert xla_cache._cpu_signature() is not None  # this machine's own
+
+
+@pytest.mark.skipif(sys.platform == "darwin", reason="macOS reads sysctl, not /proc")
+def test_no_cache_where_the_cpu_cannot_be_told(tmp_path):
+    """A CPU that cannot be told (/proc/cpuinfo unreadable or silent) gets no cache, rather than a
+    folder shared with every other such machine."""
+    (tmp_path / "silent").write_text("processor\t: 0\nBogoMIPS\t: 50.00\n")
+    code = ("import sys; from echo_rnn_cli import xla_cache; xla_cache.CPUINFO = sys.argv[1]; "
+            "print(xla_cache.setup(), xla_cache.problem)")
+    for cpuinfo in (tmp_path / "missing", tmp_path / "silent"):
+        env = dict(os.environ, ECHO_RNN_XLA_CACHE=str(tmp_path / "cache"))
+        env.pop("TF_XLA_FLAGS", None)
+        out = subprocess.run([sys.executable, "-c", code, str(cpuinfo)], capture_output=True, text=True, env=env,
+                             timeout=120, check=True).stdout
+        assert out.startswith("None the CPU's instruction sets cannot be read"), out
+    assert not (tmp_path / "cache").exists()
