@@ -236,7 +236,7 @@ def jobs(opts, available: tuple[str, ...], have_torch: bool, have_jax: bool = Fa
                 for models in opts.seeds:
                     out.append({"framework": "echo-rnn", "cell": cell, "state": state, "models": models,
                                 "math": math_mode, "skip": None if cell in available else UNAVAILABLE})
-            if not getattr(opts, "no_jax", True):
+            if not opts.no_jax:
                 for models in opts.seeds:
                     out.append({"framework": "jax", "cell": cell, "state": state, "models": models,
                                 "skip": None if have_jax else "JAX is not installed (the `bench` extra)"})

@@ -377,28 +377,25 @@ def _through_time(cell: str, recurrent, first: tuple, outs: tuple, dh_ext, unrol
 
 
 def _through_time_emitting(factors, local, back, first: tuple, dh_ext, unroll):
-    """``_through_time`` for fast math's gated cells: each step of the loop hands out its own
-    pre-activation gradients, which it forms anyway for its matrix product, instead of carrying
+    """``_through_time`` for fast math's LSTM: each step of the loop hands out its own
+    pre-activation gradient, which it forms anyway for its matrix product, instead of carrying
     back only what flows into the step before it and forming all steps' gradients again after the
     loop (XLA formed them there once for each use: 3 times for a 64-unit LSTM, more than a
-    quarter of its backward pass). The same operations on the same numbers, so the same bits."""
-    same = []  # whether local() hands out one tensor twice (the LSTM's dxw is its dhz)
-
+    quarter of its backward pass). The same operations on the same numbers, so the same bits.
+    (The GRU's two gradients, written out so, made its window slower: it keeps ``_through_time``.)"""
     def step(carry, dh_t, *f_t):
-        grads = local(dh_t, carry, f_t)
-        same.append(grads[0] is grads[1])
+        dz, _ = local(dh_t, carry, f_t)  # the LSTM's input and recurrent parts share one gradient
         carry = back(dh_t, carry, f_t)
-        return carry, (*grads[:1 if same[-1] else 2], *carry)
+        return carry, (dz, *carry)
 
     zero = tuple(tf.zeros_like(s) for s in first)
-    outs = _scan(step, zero, (dh_ext[:, 1:], *(f[:, 1:] for f in factors)), reverse=True, unroll=unroll)
-    grads, carried = outs[:len(outs) - len(zero)], outs[len(outs) - len(zero):]
-    grads = grads * 2 if same[0] else grads
+    dz, *carried = _scan(step, zero, (dh_ext[:, 1:], *(f[:, 1:] for f in factors)), reverse=True, unroll=unroll)
     # Step 0's from what step 1 carried back into it: the loop never runs the matrix product
     # that would carry back past the window's start.
     into_first = tuple(c[:, 0] for c in carried)
-    at_first = local(dh_ext[:, 0], into_first, tuple(f[:, 0] for f in factors))
-    return tuple(tf.concat([g0[:, None], g], axis=1) for g0, g in zip(at_first, grads, strict=True))
+    at_first, _ = local(dh_ext[:, 0], into_first, tuple(f[:, 0] for f in factors))
+    dz = tf.concat([at_first[:, None], dz], axis=1)
+    return dz, dz
 
 
 def _softmax_loss(logits, y, num_classes: int, stride: int):

@@ -136,9 +136,6 @@ class _Each:
     each, more than its forward steps' matrix products cost. Separate updates cost a few small
     loops, nothing at these sizes."""
 
-    def __init__(self, shapes):
-        self.shapes = [tuple(s) for s in shapes]
-
     @staticmethod
     def pack(tensors):
         return tuple(tensors)
@@ -182,7 +179,7 @@ def _compiled_train_epoch(optimizer, num_classes, snapshot_every, cell, num_laye
         n_windows, models, batch, steps = xs.shape
         n_snap = -(-n_windows // snapshot_every)
         names = cells.weight_names(cell, num_layers)  # not the dict's order: tf.nest sorts the keys
-        flat = (_Each if math == "fast" else _Flat)([models_last(params[n]).shape for n in names])
+        flat = _Each() if math == "fast" else _Flat([models_last(params[n]).shape for n in names])
         xs_ml = tf.transpose(xs, [0, 2, 3, 1])
         ys_ml = tf.transpose(ys, [0, 2, 3, 1])
         if masks is not None:  # [W, M, L, B, T, S] -> [W, L, B, T, S, M]

@@ -46,7 +46,7 @@ def test_cells_follow_the_config():
 
 def test_jobs_skip_cells_this_build_lacks_and_pytorch_when_missing():
     opts = type("O", (), {"cells": ("rnn", "lstm"), "states": (4, 64), "seeds": (1, 16), "no_torch": False,
-                          "math": ("exact", "fast")})
+                          "math": ("exact", "fast"), "no_jax": True})
     jobs = scaling.jobs(opts, ("rnn",), have_torch=False)
     assert len(jobs) == 2 * 2 * (2 * 2 + 1)
     assert {j["math"] for j in jobs if j["framework"] == "echo-rnn"} == {"exact", "fast"}
