@@ -62,6 +62,9 @@ class Product:
     figures: tuple[str, ...]
     measure: Callable[[Path, bool], dict]
     quick: bool = False
+    #: Fast math (library dot products, whose last bits may differ between CPU kinds): the numbers
+    #: are the machine's that made them, compared only on a machine like it.
+    fast: bool = False
 
 
 def digest(*arrays) -> str:
@@ -360,6 +363,34 @@ def init_table(work: Path, draw: bool) -> dict:
     return out
 
 
+def messages(work: Path, draw: bool) -> dict:
+    """docs/reliability.md's example lines: a diverged run's error (sgd at 1e30, a finite loss beyond
+    the bound; at 1e38, a non-finite one) and the warning of a run that learned nothing (sgd at 3)."""
+    from echo_rnn_cli import Config, train
+
+    said = []
+    out = {f"diverged_{name}_message": train(Config(optimizer="sgd", learning_rate=rate)).message
+           for name, rate in (("exploded", 1e30), ("nonfinite", 1e38))}
+    run = train(Config(optimizer="sgd", learning_rate=3.0, epochs=5, total_series_length=10000), warn=said.append)
+    return out | {"chance_warning": said[0] if said else f"no warning: held-out accuracy {run.eval_accuracy}"}
+
+
+def init_fast(work: Path, draw: bool) -> dict:
+    """docs/training.md's *Initial weights* rows from 32 units, where ``--math auto`` is fast:
+    held-out accuracy of seeds 0-4 with only --state-size N changed, which seeds collapsed, and
+    64 units again with --clip-norm 1."""
+    from echo_rnn_cli import Config, train_many
+
+    out = {}
+    for size, clip in ((32, 0.0), (64, 0.0), (128, 0.0), (64, 1.0)):
+        runs = train_many([Config(seed=s, state_size=size, clip_norm=clip) for s in range(5)])
+        acc, name = [r.eval_accuracy for r in runs], f"init_{size}" + ("_clip" if clip else "")
+        collapses = [said for s, r in enumerate(runs) if (said := collapse(s, r))]
+        out |= {f"{name}_min": min(acc), f"{name}_max": max(acc),
+                f"{name}_collapses": "; ".join(collapses) if collapses else "none"}
+    return out
+
+
 def echo_example(work: Path, draw: bool) -> dict:
     """docs/use.md's example: `echo-rnn echo run.npz 0110100111` on a smoke run."""
     from echo_rnn_cli import resolve, train
@@ -400,6 +431,10 @@ PRODUCTS = {p.name: p for p in [
             "--total-series-length 10000 --stride K", (), cell_extras),
     Product("init", "echo-rnn train --state-size N --seeds 5 (and --num-layers 2; --init tutorial at 5, 6 units)",
             (), init_table),
+    Product("messages", "echo-rnn train --optimizer sgd --learning-rate R (R = 1e30, 1e38) && echo-rnn train "
+            "--optimizer sgd --learning-rate 3 --epochs 5 --total-series-length 10000", (), messages, quick=True),
+    Product("init_fast", "echo-rnn train --state-size N --seeds 5 (N = 32, 64, 128: fast math)", (), init_fast,
+            fast=True),
     Product("echo", "echo-rnn train --config configs/smoke.toml && echo-rnn echo run.npz 0110100111", (),
             echo_example, quick=True),
 ]}
@@ -490,6 +525,14 @@ QUOTES: list[tuple[str, str]] = [
                          "units: {init_tutorial_5_at_chance:s} at chance; at 6: {init_tutorial_6_at_chance:s})"),
     ("docs/training.md", "| 8, 16 units | keras | {init_8_16_min:.4f} to {init_8_16_max:.4f} |"),
     ("docs/training.md", "| 2 layers of 4 | keras | {init_2layers_min:.4f} to {init_2layers_max:.4f} |"),
+    ("docs/training.md", "| 32 units | keras | {init_32_min:.4f} to {init_32_max:.4f}; collapsed: "
+                         "{init_32_collapses:s} |"),
+    ("docs/training.md", "| 64 units | keras | {init_64_min:.4f} to {init_64_max:.4f}; collapsed: "
+                         "{init_64_collapses:s}; "
+                         "with `--clip-norm 1`: {init_64_clip_min:.4f} to {init_64_clip_max:.4f}, collapsed: "
+                         "{init_64_clip_collapses:s} |"),
+    ("docs/training.md", "| 128 units | keras | {init_128_min:.4f} to {init_128_max:.4f}; collapsed: "
+                         "{init_128_collapses:s} |"),
     ("docs/training.md", "epochs {stop_seed0_epochs}  held-out accuracy {stop_seed0_accuracy:.4f}  ...  (stopped at "
                          "epoch {stop_seed0_epochs} of 100: training accuracy {stop_seed0_training_accuracy:.3f} "
                          ">= 0.95)"),
@@ -506,6 +549,9 @@ QUOTES: list[tuple[str, str]] = [
     ("docs/training.md", '"eval_accuracy": {default_accuracy:.4f}, "eval_loss": {default_eval_loss:.4f}, '
                          '"final_loss": {default_final_loss:.4f},'),
     ("docs/training.md", '"memory_lag": {default_lag}, "memory_share": {default_share:.4f},'),
+    ("docs/reliability.md", "--learning-rate 1e30` ends with `Error: {diverged_exploded_message:s}`,"),
+    ("docs/reliability.md", "`--learning-rate 1e38` with `Error: {diverged_nonfinite_message:s}`"),
+    ("docs/reliability.md", "--total-series-length 10000` ends with `Warning: {chance_warning:s}`."),
     ("docs/use.md", "echo       0000110100\nprediction {echo_prediction}\n"),
     ("docs/use.md", "accuracy {echo_accuracy:.1%}: 7 of 7 steps"),
 ]

@@ -98,8 +98,11 @@ def product_params():
 @pytest.mark.parametrize("name", product_params())
 def test_the_part_trains_to_the_numbers_the_docs_hold(name, tmp_path):
     """Trained again, the part's numbers and figure digests are docs/numbers.json's, bit for bit."""
-    measured = {k: make.plain(v) for k, v in make.PRODUCTS[name].measure(tmp_path, False).items()}
+    product = make.PRODUCTS[name]
+    measured = {k: make.plain(v) for k, v in product.measure(tmp_path, False).items()}
     stored = {k: v for k, v in VALUES.items() if NUMBERS[k]["product"] == name}
+    if product.fast and {NUMBERS[k]["machine"] for k in stored} != {make.machine()}:
+        pytest.skip(f"fast math: docs/numbers.json holds the bits of {NUMBERS[next(iter(stored))]['machine']}")
     assert measured == stored, {k: (measured.get(k), stored.get(k)) for k in measured.keys() | stored.keys()
                                 if measured.get(k) != stored.get(k)}
 
