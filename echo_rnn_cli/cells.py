@@ -155,20 +155,21 @@ def _scan(step, first: tuple, inputs: tuple, reverse: bool = False, unroll: bool
         return tuple(tf.stack(o, axis=1) for o in zip(*out, strict=True))
     # The steps' inputs are read in place, a dynamic slice each (transposing them step-major
     # first cost a copy of each, slow with the models innermost).
-    carry, outs = step(first, *(a[:, order[0]] for a in inputs))
+    # A step traced only for its outputs' shapes: unused, so compiled away. Every step runs in
+    # the loop (a first step taken before it had XLA copy the loop's transposed weights twice).
+    _, outs = step(first, *(a[:, order[0]] for a in inputs))
     # A step's outputs ([B, X, M] each) are written as one [B, sum X, M] block: one write per
     # step instead of one per output (each a kernel of its own), split again after the loop.
     widths = [o.shape[1] for o in outs]
     acc = tf.TensorArray(outs[0].dtype, size=steps, element_shape=[outs[0].shape[0], sum(widths), outs[0].shape[2]])
-    acc = acc.write(order[0], tf.concat(outs, axis=1))
 
     def body(i, carry, acc):
         t = steps - 1 - i if reverse else i
         carry, outs = step(carry, *(a[:, t] for a in inputs))
         return i + 1, carry, acc.write(t, tf.concat(outs, axis=1))
 
-    _, _, acc = tf.while_loop(lambda i, *_: i < steps, body, (tf.constant(1), carry, acc),
-                              maximum_iterations=steps - 1)
+    _, _, acc = tf.while_loop(lambda i, *_: i < steps, body, (tf.constant(0), first, acc),
+                              maximum_iterations=steps)
     stacked = tf.transpose(acc.stack(), [1, 0, 2, 3])  # [B, T, sum X, M]
     return tuple(tf.split(stacked, widths, axis=2))
 
