@@ -135,10 +135,12 @@ def init_weights(rng: np.random.Generator, cell: str, num_layers: int, state_siz
 
 # --- models-last internals -----------------------------------------------------------------------
 
-def _scan(step, first: tuple, inputs: tuple, reverse: bool = False, unroll: bool | None = None) -> tuple:
+def _scan(step, first: tuple, inputs: tuple, reverse: bool = False, unroll: bool | None = None,
+          last: bool = False) -> tuple:
     """``carry, outs = step(carry, *(a[:, t] for a in inputs))`` along the step axis (1).
 
-    Returns each of ``outs`` for every step, stacked on axis 1. ``model._recur`` for a tuple of
+    Returns each of ``outs`` for every step, stacked on axis 1 (with ``last``: and the carry after
+    the last step, as (outs, carry)). ``model._recur`` for a tuple of
     carries and outputs (the same operations when unrolled), but by default a compiled loop: with
     several carries (an LSTM's h and c, or the backward pass's) XLA fuses each unrolled step into
     the next without ever writing the carries out, recomputing all earlier steps in every step's
@@ -152,7 +154,8 @@ def _scan(step, first: tuple, inputs: tuple, reverse: bool = False, unroll: bool
         carry = first
         for t in order:
             carry, out[t] = step(carry, *(a[:, t] for a in inputs))
-        return tuple(tf.stack(o, axis=1) for o in zip(*out, strict=True))
+        stacked = tuple(tf.stack(o, axis=1) for o in zip(*out, strict=True))
+        return (stacked, carry) if last else stacked
     # The steps' inputs are read in place, a dynamic slice each (transposing them step-major
     # first cost a copy of each, slow with the models innermost).
     # A step traced only for its outputs' shapes: unused, so compiled away. Every step runs in
@@ -168,10 +171,11 @@ def _scan(step, first: tuple, inputs: tuple, reverse: bool = False, unroll: bool
         carry, outs = step(carry, *(a[:, t] for a in inputs))
         return i + 1, carry, acc.write(t, tf.concat(outs, axis=1))
 
-    _, _, acc = tf.while_loop(lambda i, *_: i < steps, body, (tf.constant(0), first, acc),
-                              maximum_iterations=steps)
+    _, carry, acc = tf.while_loop(lambda i, *_: i < steps, body, (tf.constant(0), first, acc),
+                                  maximum_iterations=steps)
     stacked = tf.transpose(acc.stack(), [1, 0, 2, 3])  # [B, T, sum X, M]
-    return tuple(tf.split(stacked, widths, axis=2))
+    stacked = tuple(tf.split(stacked, widths, axis=2))
+    return (stacked, carry) if last else stacked
 
 
 def _mv(v, w, transpose: bool = False):
@@ -386,14 +390,13 @@ def _through_time_emitting(factors, local, back, first: tuple, dh_ext, unroll):
     (The GRU's two gradients, written out so, made its window slower: it keeps ``_through_time``.)"""
     def step(carry, dh_t, *f_t):
         dz, _ = local(dh_t, carry, f_t)  # the LSTM's input and recurrent parts share one gradient
-        carry = back(dh_t, carry, f_t)
-        return carry, (dz, *carry)
+        return back(dh_t, carry, f_t), (dz,)
 
     zero = tuple(tf.zeros_like(s) for s in first)
-    dz, *carried = _scan(step, zero, (dh_ext[:, 1:], *(f[:, 1:] for f in factors)), reverse=True, unroll=unroll)
-    # Step 0's from what step 1 carried back into it: the loop never runs the matrix product
-    # that would carry back past the window's start.
-    into_first = tuple(c[:, 0] for c in carried)
+    (dz,), into_first = _scan(step, zero, (dh_ext[:, 1:], *(f[:, 1:] for f in factors)), reverse=True,
+                              unroll=unroll, last=True)
+    # Step 0's from what step 1 carried back into it (the loop's last carry): the loop never runs
+    # the matrix product that would carry back past the window's start.
     at_first, _ = local(dh_ext[:, 0], into_first, tuple(f[:, 0] for f in factors))
     dz = tf.concat([at_first[:, None], dz], axis=1)
     return dz, dz
