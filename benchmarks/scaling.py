@@ -352,7 +352,8 @@ def ratio(a, b):
 
 
 def times(value) -> str:
-    return "-" if value is None else f"{value:.2g}x" if value < 10 else f"{value:.0f}x"
+    # two decimals below 10: a ratio of 1.04 shown as "1x" read as a target met
+    return "-" if value is None else f"{value:.2f}x" if value < 10 else f"{value:.0f}x"
 
 
 def table(res: dict) -> list[str]:
@@ -540,6 +541,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--markdown", type=Path, help="also write the report here")
     p.add_argument("--json", type=Path, help="write every number measured here")
     p.add_argument("--plot", type=Path, default=HERE / "scaling.png", help="the plot [benchmarks/scaling.png]")
+    p.add_argument("--from-json", type=Path, metavar="JSON",
+                   help="measure nothing: the report and plot of an earlier run's --json file")
     for name, kind in (("--worker", None), ("--framework", str), ("--cell", str), ("--state", int),
                        ("--models", int), ("--windows", int), ("--cap", float)):
         if kind is None:
@@ -564,7 +567,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if 1 not in opts.seeds:
         opts.seeds = (1, *opts.seeds)  # per model-window is read against one model's window
-    res = run_table(opts)
+    res = json.loads(opts.from_json.read_text()) if opts.from_json else run_table(opts)
     text = report(res)
     publish(text, res, opts)
     if any(r["status"] == "ok" for r in res["rows"]):

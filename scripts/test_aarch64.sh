@@ -119,6 +119,8 @@ copy
 install
 cd "$COPY"
 export PATH="$VENV/bin:$PATH" PYTHONPATH="$COPY${PYTHONPATH:+:$PYTHONPATH}"
+# Emulation runs tens of times slower: the suite's subprocess timeouts stretch by this (tests/conftest.py).
+export ECHO_RNN_TEST_TIME_FACTOR=${ECHO_RNN_TEST_TIME_FACTOR:-5}
 if [ "${1:-}" = "--run" ]; then
   shift
   exec nice -n 15 "$@"

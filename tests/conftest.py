@@ -12,6 +12,16 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from echo_rnn_cli import Config
 
+#: How much slower than a plain CPU this machine runs the suite: scripts/test_aarch64.sh sets it for
+#: QEMU's emulation (tens of times slower), where a subprocess's fixed timeout would fire first.
+TIME_FACTOR = float(os.environ.get("ECHO_RNN_TEST_TIME_FACTOR", "1"))
+
+
+def timeout(seconds: float) -> float:
+    """A subprocess's timeout on this machine: ``seconds`` on a plain CPU."""
+    return seconds * TIME_FACTOR
+
+
 #: A small configuration shared by most tests, so the compiled epoch is traced once per process.
 SMALL = dict(total_series_length=1500, epochs=2, snapshot_every=25)
 

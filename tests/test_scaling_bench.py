@@ -82,12 +82,12 @@ def test_report_checks_the_targets_from_the_rows():
     assert "with --math auto" in text
     assert "- rnn state 64, per window: 200 µs (target ≤ 250 µs): yes" in text
     assert "- lstm state 64, per window: 1,000 µs (target ≤ 250 µs): **no**" in text
-    assert "- echo-rnn / JAX, rnn at state 4 (stretch: 0.8x): 0.4x (target ≤ 1x): yes" in text
-    assert "- echo-rnn / JAX, rnn at state 64 (stretch: 0.8x): 2x (target ≤ 1x): **no**" in text
+    assert "- echo-rnn / JAX, rnn at state 4 (stretch: 0.8x): 0.40x (target ≤ 1x): yes" in text
+    assert "- echo-rnn / JAX, rnn at state 64 (stretch: 0.8x): 2.00x (target ≤ 1x): **no**" in text
     assert "- echo-rnn / JAX, lstm at state 64 (stretch: 0.8x): - (target ≤ 1x): n/a" in text
     # Ratios against the faster PyTorch (1 thread here: 1000, not 5000).
     assert "- PyTorch / echo-rnn, rnn at state 4: 50x (target ≥ 1x): yes" in text
-    assert "- PyTorch / echo-rnn, lstm at state 64: 1.5x (target ≥ 1x): yes" in text
+    assert "- PyTorch / echo-rnn, lstm at state 64: 1.50x (target ≥ 1x): yes" in text
     assert "`--seeds 16` at state 64, rnn: per model-window / one model's window: 0.20 (target ≤ 0.5x): yes" in text
     # The table: JAX's one model, its vmap per model-window, and the ratio.
     assert "| rnn | 64 | auto | 200 µs | 40 µs | 100 µs | 75 µs | 2.00x |" in text
@@ -198,3 +198,16 @@ def test_bench_worker_times_the_program_the_trainer_ran(cell):
 
     out = bench.run_worker(1, 2, "cpu", cell)
     assert out["compiled_window_us"] > 0 and out["retraced"] == 0 and out["device"] == "/CPU:0"
+
+
+def test_a_ratio_just_over_the_target_never_reads_as_met(tmp_path):
+    """1.04x is shown so, not rounded to "1x" beside a **no**; and --from-json renders an earlier
+    run's report and plot again without measuring (the committed run: its LSTM rows as measured)."""
+    assert scaling.times(1.04) == "1.04x" and scaling.times(12.4) == "12x"
+    md, png = tmp_path / "report.md", tmp_path / "plot.png"
+    assert scaling.main(["--from-json", str(BENCH / "scaling.json"), "--markdown", str(md),
+                         "--plot", str(png)]) == 0
+    rows = json.loads((BENCH / "scaling.json").read_text())["rows"]
+    lstm = next(r for r in rows if (r["framework"], r["cell"], r["state"], r["models"]) == ("echo-rnn", "lstm", 64, 1))
+    assert f"| lstm | 64 | auto | {lstm['per_window_us']:,.0f} µs |" in md.read_text()
+    assert png.stat().st_size > 10_000

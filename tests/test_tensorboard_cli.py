@@ -14,7 +14,7 @@ from echo_rnn_cli import Config, load_run, train_many
 from echo_rnn_cli.cli import cli
 from tests.conftest import event_series as _series
 from tests.conftest import read_events as _read
-from tests.conftest import small_flags
+from tests.conftest import small_flags, timeout
 
 event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
 
@@ -171,7 +171,7 @@ def test_tensorboard_quiet_prints_nothing_of_tensorflows_log(tmp_path, command):
     extra = ["--grid", "echo_step=2,3", "--jobs", "2", "-o", "sw"] if command == "sweep" else ["-o", "r.npz"]
     proc = subprocess.run([sys.executable, "-m", "echo_rnn_cli", command, *small_flags(), *extra,
                            "--tensorboard", "tb", "-q"], capture_output=True, text=True, env=env, cwd=tmp_path,
-                          timeout=300)
+                          timeout=timeout(300))
     assert proc.returncode == 0, proc.stderr[-3000:]
     # -q keeps warnings (a short run at chance level says so); nothing else may be there.
     assert all(line.startswith("Warning: ") for line in proc.stderr.splitlines()), proc.stderr[-3000:]

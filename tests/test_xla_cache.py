@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from echo_rnn_cli import xla_cache
+from tests.conftest import timeout
 
 SCRIPT = """
 import json
@@ -325,11 +326,16 @@ os.write(2, b"E0000 00:00:1.3 7 cpu_aot_loader.cc:220] Loading XLA:CPU AOT resul
             b"+prefer-no-scatter is not  supported on the host machine. SIGILL.\\nkept line\\n")
 os.write(2, b"E0000 cpu_aot_loader.cc:220] Loading XLA:CPU AOT result. Target machine feature +avx512f is not  x\\n")
 os.write(2, b"partial ")
+# Until the filter has read all of it (its start takes seconds under emulation), then its 0.2 s
+# wait for the rest of a partial line, and more.
+import fcntl, struct, termios
+while struct.unpack("i", fcntl.ioctl(2, termios.FIONREAD, b"0000"))[0]:
+    time.sleep(0.05)
 time.sleep(1)
 print("python line", file=sys.stderr)
 os.write(2, b"E0000 unfinished")
 """
-    proc = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=timeout(60))
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.split("\n") == [
         "kept line",
