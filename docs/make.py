@@ -67,6 +67,12 @@ class Product:
     fast: bool = False
 
 
+#: Numbers and digests drawn from the memory records: float64 NumPy, whose matrix products are the
+#: BLAS library's, its kernel chosen per CPU (OpenBLAS: one for AVX2, another for AVX-512 or Zen,
+#: NEON on ARM), so their last bits may differ between CPU kinds although the training's do not.
+BLAS_DEPENDENT = re.compile(r"memory_sha256|^staircase_sha256|^cells_sha256|profile|_lag|share|other_max|past_window")
+
+
 def digest(*arrays) -> str:
     """The SHA-256 of arrays (dtype, shape and bytes each): a figure's underlying data, compared
     exactly."""
