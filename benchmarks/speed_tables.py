@@ -1,6 +1,6 @@
 """The speed tables of README.md and docs/speed.md, made from a run of `scaling.py` (its JSON).
 
-    python benchmarks/speed_tables.py                      # both tables from benchmarks/scaling.json
+    python benchmarks/speed_tables.py                      # every table from benchmarks/scaling.json
     python benchmarks/speed_tables.py --page readme        # only README.md's
     python benchmarks/speed_tables.py --json /tmp/run.json
 
@@ -13,23 +13,20 @@ fails the suite until the tables are pasted again.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import scaling  # noqa: E402 - beside this file, once its folder is on the path
+
 CELLS = ("rnn", "lstm", "gru")
-LABEL = {"rnn": "rnn", "lstm": "LSTM", "gru": "GRU"}
 
 
-def value(rows: list[dict], framework: str, cell: str, state: int, models: int = 1,
-          key: str = "per_window_us"):
-    """One measured number (echo-rnn's on the default path, --math auto), or None."""
-    for r in rows:
-        if (r["framework"], r["cell"], r["state"], r["models"]) == (framework, cell, state, models) and (
-                framework != "echo-rnn" or r.get("math", "exact") == "auto") and r["status"] == "ok":
-            return r[key]
-    return None
+#: One measured number of the run, echo-rnn's on the default path (--math auto); None if not measured.
+value = functools.partial(scaling.lookup, math="auto")
 
 
 def states(rows: list[dict]) -> list[int]:
